@@ -1,0 +1,1 @@
+"""llmroute: route OpenAI-style chat completions across providers."""
