@@ -1,0 +1,335 @@
+"""What the sync and async routers share: resolving names to targets, deciding, and recording.
+
+Nothing here performs I/O. `RouterCore.prepare` turns `create(**kwargs)` into a validated request
+and a ranked decision; `RouterCore.row` turns an attempt's facts into a ledger row and feeds health
+and the policy. The routers in `router.py` only drive the engine and call adapters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .catalog import (
+    Catalog,
+    Deployment,
+    ModelSpec,
+    ProviderSpec,
+    default_catalog,
+    unpriced_model,
+    with_api_name,
+)
+from .engine import Call, RetryPolicy
+from .errors import ConfigurationError, InvalidRequest, ProviderError, UnknownModel
+from .health import Health
+from .hinting import RouteHints, current_hints
+from .ledger import Ledger, LedgerRow, Outcome
+from .policy import Decision, Policy, Requested, RouteContext, Target
+from .providers.base import Adapter
+from .request import ChatRequest
+from .response import RouteInfo, call_cost
+from .usage import FinishReason, Usage
+
+__all__ = ["RouterCore"]
+
+TRUNCATING: frozenset[str] = frozenset({"length", "content_filter"})
+
+
+class RouterCore:
+    """Configuration and pure logic shared by `Router` and `AsyncRouter`."""
+
+    def __init__(
+        self,
+        deployments: Iterable[Deployment],
+        *,
+        catalog: Catalog | None = None,
+        models: Iterable[ModelSpec] = (),
+        providers: Iterable[ProviderSpec] = (),
+        policy: Policy | None = None,
+        fallbacks: Sequence[str] = (),
+        ledger: Ledger | None = None,
+        retry: RetryPolicy | None = None,
+        health: Health | None = None,
+    ) -> None:
+        base = catalog if catalog is not None else default_catalog()
+        models, providers = tuple(models), tuple(providers)
+        self.catalog = base.with_rows(models, providers) if models or providers else base
+        if models or providers:
+            self.catalog.check()
+        self.deployments: dict[str, Deployment] = {}
+        for deployment in deployments:
+            if not isinstance(deployment, Deployment):
+                raise ConfigurationError(f"expected Deployment objects, got {type(deployment).__name__}")
+            if deployment.name in self.deployments:
+                raise ConfigurationError(f"two deployments are named {deployment.name!r}")
+            self.deployments[deployment.name] = deployment
+        if not self.deployments:
+            raise ConfigurationError("a router needs at least one deployment")
+        self.policy: Policy = policy if policy is not None else Requested(fallbacks)
+        self.fallbacks = tuple(fallbacks)
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.health = health if health is not None else Health()
+        self._providers = {d.name: self._provider_of(d) for d in self.deployments.values()}
+        self._concrete: tuple[Target, ...] = tuple(
+            self._target(d, self._spec_of(d)) for d in self.deployments.values() if not d.wildcard
+        )
+        self._by_name: dict[str, tuple[Target, ...]] = {}
+        self._adapters: dict[str, Adapter] = {}
+        self._lock = threading.Lock()
+        for name in self.fallbacks:
+            self.resolve(name)  # unknown fallback names fail at construction, not at the first call
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def _provider_of(self, deployment: Deployment) -> ProviderSpec:
+        name = deployment.provider
+        if name is None:
+            spec = self.catalog.model(deployment.model)
+            if spec is not None:
+                name = spec.provider
+            else:
+                family = self.catalog.provider_for(deployment.model.split("|")[0].rstrip("*?"))
+                if family is None:
+                    raise ConfigurationError(
+                        f"deployment {deployment.name!r}: cannot tell which provider serves "
+                        f"{deployment.model!r}; set provider= (known: {sorted(p.name for p in self.catalog.providers())})"
+                    )
+                name = family.name
+        provider = self.catalog.provider(name)
+        if provider is not None:
+            return provider
+        if deployment.dialect is None or deployment.base_url is None:
+            raise ConfigurationError(
+                f"deployment {deployment.name!r}: provider {name!r} is not in the catalog; give dialect= "
+                f"and base_url= (known providers: {sorted(p.name for p in self.catalog.providers())})"
+            )
+        return ProviderSpec(
+            name=name,
+            dialect=deployment.dialect,
+            base_url=deployment.base_url,
+            api_key_env=deployment.api_key_env,
+            jurisdiction=deployment.jurisdiction or "unknown",
+        )
+
+    def _spec_of(self, deployment: Deployment) -> ModelSpec:
+        provider = self._providers[deployment.name]
+        spec = self.catalog.model(deployment.model)
+        return spec if spec is not None else unpriced_model(deployment.model, provider.name)
+
+    def _target(self, deployment: Deployment, spec: ModelSpec, api_name: str | None = None) -> Target:
+        provider = self._providers[deployment.name]
+        if api_name is None:
+            api_name = deployment.model if self.catalog.model(deployment.model) is None else spec.api_name
+            if deployment.model in spec.aliases and deployment.model != spec.id:
+                api_name = deployment.model  # the user pinned an alias (a dated snapshot): send it as is
+        name = deployment.name if not deployment.wildcard else f"{deployment.name}/{api_name}"
+        return Target(deployment, spec, provider, api_name, name)
+
+    def resolve(self, name: str) -> tuple[Target, ...]:
+        """The targets that serve `name`: a deployment, a catalog model or alias, or a raw API name."""
+        cached = self._by_name.get(name)
+        if cached is not None:
+            return cached
+        targets = self._resolve(name)
+        if not targets:
+            raise UnknownModel(name, self.known_names())
+        self._by_name[name] = targets
+        return targets
+
+    def _resolve(self, name: str) -> tuple[Target, ...]:
+        deployment = self.deployments.get(name)
+        if deployment is not None and not deployment.wildcard:
+            return tuple(t for t in self._concrete if t.deployment is deployment)
+        spec = self.catalog.model(name)
+        if spec is not None:
+            direct = tuple(t for t in self._concrete if t.model.id == spec.id)
+            if direct:
+                return direct
+            return tuple(
+                self._target(d, spec, spec.api_name if name == spec.id else name)
+                for d in self._wildcards()
+                if self._providers[d.name].name == spec.provider and d.matches(spec.api_name)
+            )
+        direct = tuple(t for t in self._concrete if t.deployment.model == name)
+        if direct:
+            return direct
+        return tuple(
+            self._target(d, unpriced_model(name, self._providers[d.name].name), name)
+            for d in self._wildcards()
+            if d.matches(name)
+        )
+
+    def _wildcards(self) -> list[Deployment]:
+        return [d for d in self.deployments.values() if d.wildcard]
+
+    def known_names(self) -> list[str]:
+        names = set(self.deployments)
+        for target in self._concrete:
+            names.update(target.model.names())
+        for deployment in self._wildcards():
+            names.add(f"{deployment.model} (via {deployment.name})")
+        names.add("auto")
+        return sorted(names)
+
+    def candidates(self, requested: tuple[Target, ...]) -> tuple[Target, ...]:
+        """Every target a policy may choose among for this call."""
+        extra = [t for t in requested if t.deployment.wildcard]
+        for name in self.fallbacks:
+            extra.extend(t for t in self.resolve(name) if t.deployment.wildcard)
+        if not extra:
+            return self._concrete
+        seen = {t.name for t in self._concrete}
+        merged = list(self._concrete)
+        for target in extra:
+            if target.name not in seen:
+                seen.add(target.name)
+                merged.append(target)
+        return tuple(merged)
+
+    def adapter(self, target: Target) -> Adapter:
+        name = target.deployment.name
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            with self._lock:
+                adapter = self._adapters.get(name)
+                if adapter is None:
+                    adapter = _make_adapter(target.deployment, target.provider)
+                    self._adapters[name] = adapter
+        return adapter
+
+    # -- per call ----------------------------------------------------------------------------------
+
+    def prepare(self, kwargs: dict[str, Any]) -> tuple[ChatRequest, Decision]:
+        """Validate the call and rank its targets. Raises before any network call."""
+        route = kwargs.pop("route", None)
+        hints = current_hints()
+        if route is not None:
+            hints = hints.merged(RouteHints.coerce(route))
+        request = ChatRequest.from_kwargs(kwargs, hints)
+        requested = () if request.model == "auto" else self.resolve(request.model)
+        ctx = RouteContext(
+            request=request,
+            hints=hints,
+            candidates=self.candidates(requested),
+            requested=requested,
+            health=self.health,
+            ledger=self.ledger,
+        )
+        decision = self.policy.decide(ctx)
+        for target in decision.targets:
+            if request.stream and target.dialect not in _STREAMING_DIALECTS:
+                raise InvalidRequest("stream", f"deployment {target.deployment.name!r} cannot stream")
+        return request, decision
+
+    def row(
+        self,
+        call_id: str,
+        call: Call,
+        request: ChatRequest,
+        *,
+        usage: Usage,
+        outcome: Outcome,
+        started: float,
+        ttft_s: float | None = None,
+        finish: FinishReason | None = None,
+        error: ProviderError | None = None,
+        served_model: str | None = None,
+        request_id: str | None = None,
+    ) -> LedgerRow:
+        """Record one attempt in the ledger and feed health and the policy."""
+        target = call.target
+        latency = time.perf_counter() - started
+        price = target.model.price
+        row = LedgerRow(
+            call_id=call_id,
+            attempt=call.number,
+            timestamp=time.time(),
+            deployment=target.deployment.name,
+            provider=target.provider.name,
+            requested_model=request.model,
+            model=target.model.id,
+            served_model=served_model,
+            hints=request.hints,
+            usage=usage,
+            cost=price.cost(usage) if price is not None else None,
+            latency_s=latency,
+            outcome=outcome,
+            ttft_s=ttft_s,
+            stream=request.stream,
+            finish_reason=finish,
+            error=type(error).__name__ if error is not None else None,
+            status_code=error.status_code if error is not None else None,
+            request_id=request_id if error is None else error.request_id,
+        )
+        self.ledger.record(row)
+        self.health.observe(
+            target.name,
+            ok=error is None,
+            latency_s=latency,
+            ttft_s=ttft_s,
+            error=row.error,
+        )
+        self.policy.observe(row)
+        return row
+
+    def route_info(
+        self,
+        call_id: str,
+        request: ChatRequest,
+        decision: Decision,
+        rows: Sequence[LedgerRow],
+        usage: Usage,
+        finish: FinishReason | None,
+        served_model: str | None,
+        truncated: bool,
+    ) -> RouteInfo:
+        last = rows[-1]
+        attempts = tuple(rows)
+        return RouteInfo(
+            call_id=call_id,
+            deployment=last.deployment,
+            provider=last.provider,
+            model=last.model,
+            requested_model=request.model,
+            served_model=served_model,
+            attempts=attempts,
+            decision=decision,
+            usage=usage,
+            cost=call_cost(attempts),
+            finish_reason=finish,
+            truncated=truncated,
+        )
+
+    def close(self) -> None:
+        for adapter in self._adapters.values():
+            adapter.close()
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+
+
+_STREAMING_DIALECTS = frozenset({"openai", "deepseek", "vllm", "ollama", "llamacpp", "anthropic"})
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _make_adapter(deployment: Deployment, provider: ProviderSpec) -> Adapter:
+    dialect = deployment.dialect or provider.dialect
+    if dialect == "anthropic":
+        raise ConfigurationError(
+            f"deployment {deployment.name!r}: the Anthropic adapter is not available in this version"
+        )
+    from .providers.openai_compat import OpenAICompatAdapter
+
+    return OpenAICompatAdapter(deployment, provider)
+
+
+def outcome_of(finish: FinishReason | None) -> Outcome:
+    return "truncated" if finish in TRUNCATING else "ok"

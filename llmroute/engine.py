@@ -1,0 +1,174 @@
+"""The routing engine: a state machine with no I/O of its own.
+
+`plan(...)` is a generator that yields actions — `Call(target)` ("make this attempt and send me the
+outcome") or `Sleep(seconds)` — and returns the successful result or raises the failure. The sync and
+async drivers (`drive`, `adrive`) are the only places that perform I/O or wait, so the logic of
+retries, fallbacks and error classification is written once (the model is tenacity's `iter()` and
+httpx's `auth_flow`).
+
+Retries use tenacity's strategies: `stop` and `wait` are any tenacity `stop_*` / `wait_*` objects,
+combinable with `|` and `+`. A provider's `Retry-After` is honoured: the engine never waits less than
+the provider asked, and if the provider asks for longer than `max_retry_after` (or longer than
+`switch_after` while another target remains) it moves on to the next target instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from tenacity import RetryCallState, stop_after_attempt, wait_random_exponential
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from .errors import AllTargetsFailed, ProviderError, Retryability
+from .policy import Target
+
+__all__ = ["Attempt", "Call", "RetryPolicy", "Sleep", "adrive", "drive", "plan"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Action: make one attempt at `target`. `number` counts attempts across all targets from 1."""
+
+    target: Target
+    number: int
+    try_on_target: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Action: wait this many seconds, then continue."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt(Generic[T]):
+    """What the driver reports back after a `Call`: a result, or the attempt's error."""
+
+    result: T | None = None
+    error: ProviderError | None = None
+
+
+class RetryPolicy:
+    """How often and how long to retry one target before moving to the next.
+
+    - `stop`: a tenacity stop strategy over attempts on ONE target (default: 3 attempts).
+    - `wait`: a tenacity wait strategy (default: full-jitter exponential, 0.5 s base, 8 s cap).
+    - `max_retry_after`: the longest provider-requested wait honoured; longer means "next target".
+    - `switch_after`: when another target remains, waits longer than this move on instead.
+    - `deadline`: total seconds across all attempts and targets (None: no limit).
+    """
+
+    def __init__(
+        self,
+        stop: stop_base | None = None,
+        wait: wait_base | None = None,
+        *,
+        max_retry_after: float = 60.0,
+        switch_after: float = 2.0,
+        deadline: float | None = None,
+    ) -> None:
+        self.stop = stop if stop is not None else stop_after_attempt(3)
+        self.wait = wait if wait is not None else wait_random_exponential(multiplier=0.5, max=8.0)
+        self.max_retry_after = max_retry_after
+        self.switch_after = switch_after
+        self.deadline = deadline
+
+    def next_wait(
+        self, tries: int, error: ProviderError, started: float, now: float, more_targets: bool
+    ) -> float | None:
+        """Seconds to wait before retrying the same target, or None to move on."""
+        if error.retryable is not Retryability.RETRY:
+            return None
+        state = RetryCallState(None, None, (), {})
+        state.attempt_number = tries
+        state.start_time = started
+        state.outcome_timestamp = now
+        if self.stop(state):
+            return None
+        wait = float(self.wait(state))
+        asked = error.retry_after
+        if asked is not None:
+            if asked > self.max_retry_after:
+                return None
+            wait = max(wait, asked)
+        if more_targets and wait > self.switch_after:
+            return None
+        if self.deadline is not None and (now - started) + wait > self.deadline:
+            return None
+        return wait
+
+    def expired(self, started: float, now: float) -> bool:
+        return self.deadline is not None and now - started >= self.deadline
+
+
+NO_RETRY = RetryPolicy(stop=stop_after_attempt(1))
+
+
+def plan(
+    targets: Sequence[Target], retry: RetryPolicy, clock: Callable[[], float] = time.monotonic
+) -> Generator[Call | Sleep, Attempt[T] | None, T]:
+    """The state machine for one call over ranked targets."""
+    errors: list[ProviderError] = []
+    started = clock()
+    number = 0
+    for index, target in enumerate(targets):
+        tries = 0
+        while True:
+            tries += 1
+            number += 1
+            outcome = yield Call(target, number, tries)
+            assert outcome is not None, "drivers send an Attempt after every Call"
+            if outcome.error is None:
+                return outcome.result  # type: ignore[return-value]
+            error = outcome.error
+            errors.append(error)
+            if error.retryable is Retryability.FATAL:
+                raise error
+            more = index + 1 < len(targets)
+            wait = retry.next_wait(tries, error, started, clock(), more)
+            if wait is None:
+                break
+            yield Sleep(wait)
+        if retry.expired(started, clock()):
+            break
+    if len(errors) == 1:
+        raise errors[0]
+    raise AllTargetsFailed.of(errors)
+
+
+def drive(flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable[[Call], Attempt[T]]) -> T:
+    """Run a plan synchronously: `attempt(call)` performs the I/O of one attempt."""
+    try:
+        action = next(flow)
+        while True:
+            if isinstance(action, Call):
+                action = flow.send(attempt(action))
+            else:
+                time.sleep(action.seconds)
+                action = flow.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def adrive(
+    flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable[[Call], Awaitable[Attempt[T]]]
+) -> T:
+    """Run a plan on the event loop: `await attempt(call)` performs the I/O of one attempt."""
+    try:
+        action = next(flow)
+        while True:
+            if isinstance(action, Call):
+                action = flow.send(await attempt(action))
+            else:
+                await asyncio.sleep(action.seconds)
+                action = flow.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

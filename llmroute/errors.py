@@ -1,0 +1,408 @@
+"""Every error llmroute raises, in one tree.
+
+```
+Exception
+└── LLMRouteError
+    ├── ConfigurationError (ValueError)        bad config file, catalog row, price, deployment
+    │   └── MissingAPIKey                       no key given and the environment variable is unset
+    ├── InvalidRequest (ValueError, TypeError)  bad call arguments, raised before any network call
+    │   └── UnknownModel (LookupError)          model= names nothing known; lists what is known
+    ├── NoRoute                                 the policy removed every candidate; names each gate
+    ├── BudgetExceeded                          a hard budget would be crossed
+    └── ProviderError (openai.APIError)         one attempt at one deployment failed
+        ├── ProviderStatusError (openai.APIStatusError)
+        │   ├── BadRequest (openai.BadRequestError)              400
+        │   │   └── ContextWindowExceeded                        400 whose body says the prompt is too long
+        │   ├── AuthenticationFailed (openai.AuthenticationError) 401
+        │   ├── PaymentRequired                                  402 (insufficient balance, billing)
+        │   ├── PermissionDenied (openai.PermissionDeniedError)  403
+        │   ├── ModelNotFound (openai.NotFoundError)             404
+        │   ├── Conflict (openai.ConflictError)                  409
+        │   ├── RequestTooLarge                                  413
+        │   ├── UnprocessableRequest (openai.UnprocessableEntityError) 422
+        │   ├── RateLimited (openai.RateLimitError)              429
+        │   │   └── QuotaExhausted                               429 insufficient_quota: retrying won't help
+        │   └── ServerError (openai.InternalServerError)         5xx
+        │       └── Overloaded                                   529 / 503 overloaded
+        ├── ProviderConnectionError (openai.APIConnectionError)
+        │   └── ProviderTimeout (openai.APITimeoutError)
+        └── StreamInterrupted                                    a stream ended without finishing
+AllTargetsFailed (LLMRouteError, ExceptionGroup, openai.APIError)  every target failed; holds each error
+```
+
+Provider errors are instances of the matching `openai` exception classes, so existing
+`except openai.RateLimitError:` code keeps working whichever provider served the call. They carry the
+real provider response (`response`, `status_code`, `request_id`, `body`), never an invented one, and
+llmroute's own facts: `provider`, `deployment`, `model`, `retryable` and `retry_after` (seconds the
+provider asked us to wait, if it said). API keys never appear in messages: adapters redact them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+import openai
+
+if TYPE_CHECKING:
+    from typing import Self
+
+__all__ = [
+    "AllTargetsFailed",
+    "AuthenticationFailed",
+    "BadRequest",
+    "BudgetExceeded",
+    "ConfigurationError",
+    "Conflict",
+    "ContextWindowExceeded",
+    "InvalidRequest",
+    "LLMRouteError",
+    "MissingAPIKey",
+    "ModelNotFound",
+    "NoRoute",
+    "Overloaded",
+    "PaymentRequired",
+    "PermissionDenied",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderStatusError",
+    "ProviderTimeout",
+    "QuotaExhausted",
+    "RateLimited",
+    "Rejection",
+    "RequestTooLarge",
+    "Retryability",
+    "ServerError",
+    "StreamInterrupted",
+    "UnknownModel",
+    "UnprocessableRequest",
+]
+
+
+class Retryability(str, Enum):
+    """What a failed attempt means for the rest of the call."""
+
+    RETRY = "retry"
+    """Transient: the same deployment may succeed if tried again (429, 5xx, timeouts, resets)."""
+    NEXT_TARGET = "next_target"
+    """This deployment cannot serve the call (401, 403, 404, 402, quota); another one may."""
+    FATAL = "fatal"
+    """The request itself is wrong (400, 422); no other deployment would accept it either."""
+
+
+class LLMRouteError(Exception):
+    """Base class of every llmroute error."""
+
+
+class ConfigurationError(LLMRouteError, ValueError):
+    """The router's configuration (file, catalog row, price, deployment) is invalid."""
+
+
+class MissingAPIKey(ConfigurationError):
+    """A deployment needs an API key and none was given or found in its environment variable."""
+
+    def __init__(self, deployment: str, env_var: str | None) -> None:
+        where = f"set the environment variable {env_var}" if env_var else "pass api_key="
+        super().__init__(f"deployment {deployment!r} has no API key: {where}")
+        self.deployment = deployment
+        self.env_var = env_var
+
+
+class InvalidRequest(LLMRouteError, ValueError, TypeError):
+    """A call's arguments are invalid. Raised before any network call.
+
+    Both a `ValueError` and a `TypeError`, so code written for the OpenAI SDK (which raises
+    `TypeError` for a wrong keyword) keeps catching it.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+class UnknownModel(InvalidRequest, LookupError):
+    """`model=` names no deployment, catalog model, alias or served provider family."""
+
+    def __init__(self, model: str, known: Sequence[str]) -> None:
+        shown = ", ".join(sorted(known)[:40]) or "(none configured)"
+        more = f" and {len(known) - 40} more" if len(known) > 40 else ""
+        super().__init__("model", f"unknown model {model!r}; known: {shown}{more}")
+        self.model = model
+        self.known = tuple(sorted(known))
+
+
+class Rejection:
+    """Why one policy removed one candidate deployment."""
+
+    __slots__ = ("deployment", "policy", "reason")
+
+    def __init__(self, deployment: str, policy: str, reason: str) -> None:
+        self.deployment = deployment
+        self.policy = policy
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Rejection({self.deployment!r}, policy={self.policy!r}, reason={self.reason!r})"
+
+
+class NoRoute(LLMRouteError):
+    """No candidate deployment may serve this request. Raised before any network call."""
+
+    def __init__(self, rejections: Sequence[Rejection]) -> None:
+        lines = "; ".join(f"{r.deployment}: removed by {r.policy} ({r.reason})" for r in rejections)
+        super().__init__(f"no deployment may serve this request: {lines or 'no candidates'}")
+        self.rejections = tuple(rejections)
+
+
+class BudgetExceeded(LLMRouteError):
+    """A call would cross a hard budget limit."""
+
+    def __init__(self, scope: str, spent: Any, limit: Any, estimate: Any = None) -> None:
+        extra = f" + estimated {estimate}" if estimate is not None else ""
+        super().__init__(f"budget {scope!r} exceeded: spent {spent}{extra} of limit {limit}")
+        self.scope = scope
+        self.spent = spent
+        self.limit = limit
+        self.estimate = estimate
+
+
+class ProviderError(LLMRouteError, openai.APIError):
+    """One attempt at one deployment failed."""
+
+    retryable: Retryability
+    retry_after: float | None
+    provider: str
+    deployment: str
+    model: str
+    status_code: int | None  # type: ignore[misc]  # narrowed by status subclasses
+    request_id: str | None
+    response: httpx2.Response | None  # type: ignore[misc]
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: httpx2.Request,
+        response: httpx2.Response | None = None,
+        body: object | None = None,
+        provider: str = "",
+        deployment: str = "",
+        model: str = "",
+        retryable: Retryability = Retryability.RETRY,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        Exception.__init__(self, message)
+        self.message = message
+        self.request = request
+        self.response = response
+        self.body = body
+        self.status_code = response.status_code if response is not None else None
+        self.request_id = request_id
+        self.code = self.param = self.type = None
+        if isinstance(body, dict):
+            code, param, kind = body.get("code"), body.get("param"), body.get("type")
+            self.code = str(code) if code is not None else None
+            self.param = param if isinstance(param, str) else None
+            self.type = kind if isinstance(kind, str) else None
+        self.provider = provider
+        self.deployment = deployment
+        self.model = model
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        where = f"[{self.deployment or self.provider}{' ' + self.model if self.model else ''}]"
+        status = f" (status {self.status_code})" if self.status_code is not None else ""
+        return f"{where}{status} {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep pickling from calling openai's __init__
+        return (_rebuild, (type(self), self.__dict__, self.args))
+
+
+def _rebuild(cls: type[ProviderError], state: dict[str, Any], args: tuple[Any, ...]) -> ProviderError:
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, *args)
+    obj.__dict__.update(state)
+    return obj
+
+
+class ProviderStatusError(ProviderError, openai.APIStatusError):
+    """The provider answered with an error status."""
+
+    response: httpx2.Response  # type: ignore[misc]
+    status_code: int  # type: ignore[misc]
+
+
+class BadRequest(ProviderStatusError, openai.BadRequestError):
+    """400: the provider rejected the request."""
+
+
+class ContextWindowExceeded(BadRequest):
+    """400: the prompt and requested output do not fit the model's context window."""
+
+
+class AuthenticationFailed(ProviderStatusError, openai.AuthenticationError):
+    """401: the API key was refused."""
+
+
+class PaymentRequired(ProviderStatusError):
+    """402: the account has no balance or a billing problem."""
+
+
+class PermissionDenied(ProviderStatusError, openai.PermissionDeniedError):
+    """403: the key may not use this model or endpoint."""
+
+
+class ModelNotFound(ProviderStatusError, openai.NotFoundError):
+    """404: the model or endpoint does not exist at this deployment."""
+
+
+class Conflict(ProviderStatusError, openai.ConflictError):
+    """409: a transient conflict at the provider."""
+
+
+class RequestTooLarge(ProviderStatusError):
+    """413: the request body is too large for the provider."""
+
+
+class UnprocessableRequest(ProviderStatusError, openai.UnprocessableEntityError):
+    """422: the provider could not process the request."""
+
+
+class RateLimited(ProviderStatusError, openai.RateLimitError):
+    """429: too many requests; `retry_after` says how long the provider asked to wait."""
+
+
+class QuotaExhausted(RateLimited):
+    """429 with `insufficient_quota`: the account's quota is spent; retrying will not help."""
+
+
+class ServerError(ProviderStatusError, openai.InternalServerError):
+    """5xx: the provider failed."""
+
+
+class Overloaded(ServerError):
+    """529 or 503 overloaded: the provider is shedding load."""
+
+
+class ProviderConnectionError(ProviderError, openai.APIConnectionError):
+    """The connection failed or was reset before a complete answer arrived."""
+
+
+class ProviderTimeout(ProviderConnectionError, openai.APITimeoutError):
+    """The provider did not answer in time."""
+
+
+class StreamInterrupted(ProviderError):
+    """A stream ended (or broke) before the provider said it was finished.
+
+    `partial_text` holds what had arrived; the attempt is still in the ledger.
+    """
+
+    partial_text: str = ""
+
+
+_STATUS_CLASSES: dict[int, type[ProviderStatusError]] = {
+    400: BadRequest,
+    401: AuthenticationFailed,
+    402: PaymentRequired,
+    403: PermissionDenied,
+    404: ModelNotFound,
+    409: Conflict,
+    413: RequestTooLarge,
+    422: UnprocessableRequest,
+    429: RateLimited,
+    529: Overloaded,
+}
+
+_CONTEXT_MARKERS = ("context length", "context_length", "context window", "too many tokens", "prompt is too long")
+
+
+def status_error_class(status: int, body: object | None) -> type[ProviderStatusError]:
+    """The error class for an HTTP error status and its decoded body."""
+    text = str(body).lower() if body is not None else ""
+    if status == 429 and "insufficient_quota" in text:
+        return QuotaExhausted
+    if status == 400 and any(marker in text for marker in _CONTEXT_MARKERS):
+        return ContextWindowExceeded
+    if status == 503 and "overload" in text:
+        return Overloaded
+    if status in _STATUS_CLASSES:
+        return _STATUS_CLASSES[status]
+    if status >= 500:
+        return ServerError
+    return ProviderStatusError
+
+
+def default_retryability(error_class: type[ProviderError]) -> Retryability:
+    """PROVIDERS.md section 4: which failures are transient, which are the target's, which are fatal."""
+    if issubclass(error_class, QuotaExhausted | PaymentRequired | AuthenticationFailed | PermissionDenied):
+        return Retryability.NEXT_TARGET
+    if issubclass(error_class, ModelNotFound | RequestTooLarge | ContextWindowExceeded):
+        return Retryability.NEXT_TARGET
+    if issubclass(error_class, BadRequest | UnprocessableRequest):
+        return Retryability.FATAL
+    return Retryability.RETRY
+
+
+class AllTargetsFailed(LLMRouteError, ExceptionGroup[ProviderError], openai.APIError):  # type: ignore[misc]
+    """Every target in the chain failed. An `ExceptionGroup` of each attempt's error.
+
+    It is also an `openai.APIError`, and when every attempt failed the same way (all rate limited, say)
+    an instance of that `openai` class too, carrying the last attempt's response.
+    """
+
+    def __new__(cls, message: str, errors: Sequence[ProviderError]) -> Self:
+        return super().__new__(cls, message, list(errors))
+
+    def __init__(self, message: str, errors: Sequence[ProviderError]) -> None:
+        last = errors[-1]
+        # `message` is ExceptionGroup's own read-only attribute and already holds `message`.
+        self.request = last.request
+        self.body = last.body
+        self.code, self.param, self.type = last.code, last.param, last.type
+        self.response = last.response
+        self.status_code = last.status_code
+        self.request_id = last.request_id
+
+    def derive(self, excs: Sequence[ProviderError]) -> AllTargetsFailed:  # type: ignore[override]
+        return AllTargetsFailed(self.message, excs)
+
+    @classmethod
+    def of(cls, errors: Sequence[ProviderError]) -> AllTargetsFailed:
+        """Build the group, typed as the common `openai` class of the errors when they share one."""
+        summary = "; ".join(str(e) for e in errors)
+        message = f"all {len(errors)} attempts failed: {summary}"
+        kinds = {type(e) for e in errors}
+        group_class: type[AllTargetsFailed] = cls
+        if len(kinds) == 1:
+            group_class = _group_class(kinds.pop())
+        return group_class(message, errors)
+
+
+_GROUP_CLASSES: dict[type[ProviderError], type[AllTargetsFailed]] = {}
+
+
+def _group_class(kind: type[ProviderError]) -> type[AllTargetsFailed]:
+    openai_bases = tuple(
+        base for base in kind.__mro__ if base.__module__.startswith("openai") and base is not openai.APIError
+    )
+    if not openai_bases:
+        return AllTargetsFailed
+    leaf = openai_bases[0]
+    cached = _GROUP_CLASSES.get(kind)
+    if cached is None:
+        cached = type(f"AllTargetsFailed[{leaf.__name__}]", (AllTargetsFailed, leaf), {})
+        _GROUP_CLASSES[kind] = cached
+    return cached
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret (of 6+ characters) in `text`."""
+    for secret in secrets:
+        if secret and len(secret) >= 6 and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text

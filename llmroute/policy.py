@@ -1,0 +1,235 @@
+"""Routing policies: the decision of where each call goes, and why.
+
+A policy is an object with one pure, synchronous method, `rank(ctx)`, that looks at the request, its
+hints and the candidate targets, and returns the candidates it keeps, in order, each with a reason
+(`target.keep("...")`), and optionally the ones it removes with a reason (`target.drop("...")`).
+Candidates it does not mention are removed. Policies compose with `|` (or `Chain`): each one ranks
+what the previous one kept, so gates (which only drop) go first and preferences (which reorder) after.
+
+```python
+class NoChinaForPII(Policy):
+    def rank(self, ctx):
+        for t in ctx.candidates:
+            if ctx.hints.sensitivity == "pii" and t.jurisdiction == "CN":
+                yield t.drop("PII may not leave US/EU")
+            else:
+                yield t.keep("allowed")
+
+router = Router(deployments, policy=NoChinaForPII() | Requested())
+```
+
+The decision trace (every step's kept and dropped targets) is on `response.route.decision`.
+A request no candidate survives fails with `NoRoute` before any network call.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .catalog import Deployment, ModelSpec, ProviderSpec
+from .errors import NoRoute, Rejection
+from .hinting import RouteHints
+
+if TYPE_CHECKING:
+    from .health import Health
+    from .ledger import Ledger
+    from .request import ChatRequest
+
+__all__ = ["Chain", "Choice", "Decision", "Policy", "Requested", "RouteContext", "Step", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A candidate: one model on one deployment, with its catalog rows."""
+
+    deployment: Deployment
+    model: ModelSpec
+    provider: ProviderSpec
+    api_name: str
+    name: str
+
+    @property
+    def jurisdiction(self) -> str:
+        return self.deployment.jurisdiction or self.provider.jurisdiction
+
+    @property
+    def dialect(self) -> str:
+        return self.deployment.dialect or self.provider.dialect
+
+    def keep(self, reason: str = "") -> Choice:
+        return Choice(self, True, reason)
+
+    def drop(self, reason: str) -> Choice:
+        return Choice(self, False, reason)
+
+    def __repr__(self) -> str:
+        return f"Target({self.name!r}, model={self.model.id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A policy's verdict on one target."""
+
+    target: Target
+    kept: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one policy did: the targets it kept (in order, with reasons) and the ones it dropped."""
+
+    policy: str
+    kept: tuple[tuple[str, str], ...]
+    dropped: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The ranked targets and the trace of how they were chosen."""
+
+    targets: tuple[Target, ...]
+    steps: tuple[Step, ...]
+
+    def reasons(self) -> dict[str, list[str]]:
+        """For each kept target, the reasons every step gave."""
+        out: dict[str, list[str]] = {t.name: [] for t in self.targets}
+        for step in self.steps:
+            for name, reason in step.kept:
+                if name in out and reason:
+                    out[name].append(f"{step.policy}: {reason}")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RouteContext:
+    """Everything a policy may look at. Read-only.
+
+    - `request`: the validated call; `hints`: its route hints.
+    - `candidates`: the targets still in the running, in the order the previous step left them.
+    - `requested`: the targets that match the `model=` the caller named (empty for `"auto"`).
+    - `health`: live observations per target (failures, latency); `ledger`: spend so far.
+    """
+
+    request: ChatRequest
+    hints: RouteHints
+    candidates: tuple[Target, ...]
+    requested: tuple[Target, ...] = ()
+    health: Health | None = None
+    ledger: Ledger | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_candidates(self, candidates: tuple[Target, ...]) -> RouteContext:
+        return RouteContext(
+            self.request, self.hints, candidates, self.requested, self.health, self.ledger, self.extra
+        )
+
+
+class Policy(ABC):
+    """Base class of routing policies. Subclass it and implement `rank`."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @abstractmethod
+    def rank(self, ctx: RouteContext) -> Iterable[Choice]:
+        """Return the kept candidates in preference order (`t.keep(reason)`), and optionally the
+        removed ones (`t.drop(reason)`). Must be pure: no I/O, no waiting."""
+
+    def observe(self, outcome: Any) -> None:  # noqa: B027  # optional hook, empty by default
+        """Called after every attempt with its ledger row; adaptive policies learn here."""
+
+    def decide(self, ctx: RouteContext) -> Decision:
+        """Run this policy and turn its choices into a `Decision`. Raises `NoRoute` if none remain."""
+        step, kept = _run(self, ctx)
+        if not kept:
+            raise NoRoute(step.dropped)
+        return Decision(kept, (step,))
+
+    def __or__(self, other: Policy) -> Chain:
+        return Chain(self, other)
+
+
+def _run(policy: Policy, ctx: RouteContext) -> tuple[Step, tuple[Target, ...]]:
+    kept: list[Target] = []
+    kept_reasons: list[tuple[str, str]] = []
+    dropped: list[Rejection] = []
+    seen: set[str] = set()
+    name = policy.name
+    for choice in policy.rank(ctx):
+        target = choice.target
+        if target.name in seen:
+            continue
+        seen.add(target.name)
+        if choice.kept:
+            kept.append(target)
+            kept_reasons.append((target.name, choice.reason))
+        else:
+            dropped.append(Rejection(target.name, name, choice.reason))
+    for target in ctx.candidates:
+        if target.name not in seen:
+            dropped.append(Rejection(target.name, name, "not kept"))
+    return Step(name, tuple(kept_reasons), tuple(dropped)), tuple(kept)
+
+
+class Chain(Policy):
+    """Policies applied in order; each ranks what the previous one kept."""
+
+    def __init__(self, *policies: Policy) -> None:
+        flat: list[Policy] = []
+        for policy in policies:
+            flat.extend(policy.policies if isinstance(policy, Chain) else (policy,))
+        self.policies: tuple[Policy, ...] = tuple(flat)
+
+    @property
+    def name(self) -> str:
+        return " | ".join(p.name for p in self.policies)
+
+    def rank(self, ctx: RouteContext) -> Iterable[Choice]:
+        decision = self.decide(ctx)
+        return [t.keep() for t in decision.targets]
+
+    def decide(self, ctx: RouteContext) -> Decision:
+        steps: list[Step] = []
+        rejections: list[Rejection] = []
+        for policy in self.policies:
+            step, kept = _run(policy, ctx)
+            steps.append(step)
+            rejections.extend(step.dropped)
+            if not kept:
+                raise NoRoute(rejections)
+            ctx = ctx.with_candidates(kept)
+        return Decision(ctx.candidates, tuple(steps))
+
+    def observe(self, outcome: Any) -> None:
+        for policy in self.policies:
+            policy.observe(outcome)
+
+
+class Requested(Policy):
+    """The default: the model the caller named, then the fallback models in order.
+
+    With `model="auto"` every candidate is kept in the order deployments were configured (put a
+    preference policy before this one to choose among them). `fallbacks` lists catalog model ids,
+    aliases or deployment names tried after the requested model, in order.
+    """
+
+    def __init__(self, fallbacks: Sequence[str] = ()) -> None:
+        self.fallbacks = tuple(fallbacks)
+
+    def rank(self, ctx: RouteContext) -> Iterable[Choice]:
+        if ctx.request.model == "auto":
+            return [t.keep("model='auto': configured order") for t in ctx.candidates]
+        requested = {t.name for t in ctx.requested}
+        choices = [t.keep(f"requested {ctx.request.model!r}") for t in ctx.candidates if t.name in requested]
+        taken = set(requested)
+        for fallback in self.fallbacks:
+            for t in ctx.candidates:
+                if t.name not in taken and fallback in (t.deployment.name, *t.model.names()):
+                    choices.append(t.keep(f"fallback {fallback!r}"))
+                    taken.add(t.name)
+        return choices

@@ -1,0 +1,374 @@
+"""OpenAI and every OpenAI-compatible server, through the real `openai` SDK.
+
+One adapter, several dialects (OpenAI, DeepSeek, vLLM, Ollama, llama.cpp). A dialect is a row of
+data: how the server reports usage (PROVIDERS.md section 1), which max-tokens argument it takes, and
+what its finish reasons mean. Unknown finish reasons normalise to "unknown", never to "stop".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx2
+import openai
+from openai import AsyncStream, Stream
+from openai.types.chat import ChatCompletionChunk
+
+from .. import errors as E
+from ..response import RoutedChatCompletion
+from ..usage import FinishReason, Usage
+from .base import Adapter, AsyncChunkStream, ChunkStream, Completed, retry_after_seconds
+
+if TYPE_CHECKING:
+    from ..catalog import Deployment, ProviderSpec
+    from ..policy import Target
+    from ..request import ChatRequest
+
+__all__ = ["DIALECTS", "Dialect", "OpenAICompatAdapter", "decode_usage"]
+
+_RAW = {"X-Stainless-Raw-Response": "true"}
+
+OPENAI_FINISH: Mapping[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "function_call": "function_call",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one OpenAI-compatible server differs from OpenAI."""
+
+    name: str
+    usage: Literal["openai", "deepseek", "llamacpp"] = "openai"
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    finish_reasons: Mapping[str, FinishReason] = field(default_factory=lambda: dict(OPENAI_FINISH))
+    needs_key: bool = True
+
+
+DIALECTS: Mapping[str, Dialect] = {
+    "openai": Dialect("openai", "openai", "max_completion_tokens"),
+    "deepseek": Dialect(
+        "deepseek",
+        "deepseek",
+        "max_tokens",
+        # The server ran out of resources mid-answer: the text is cut, like a length stop.
+        {**OPENAI_FINISH, "insufficient_system_resource": "length"},
+    ),
+    "vllm": Dialect("vllm", "openai", "max_tokens", {**OPENAI_FINISH, "abort": "unknown"}, needs_key=False),
+    "ollama": Dialect("ollama", "openai", "max_tokens", needs_key=False),
+    "llamacpp": Dialect("llamacpp", "llamacpp", "max_tokens", needs_key=False),
+}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def decode_usage(usage: Any, carrier: Any, dialect: Dialect) -> Usage:
+    """Normalise a usage object (and, for llama.cpp, the `timings` beside it) into `Usage`."""
+    if usage is None and dialect.usage != "llamacpp":
+        return Usage()
+    output = _int(getattr(usage, "completion_tokens", 0))
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    reasoning = _int(getattr(completion_details, "reasoning_tokens", 0)) if completion_details else 0
+    if dialect.usage == "deepseek":
+        hit = _int(getattr(usage, "prompt_cache_hit_tokens", 0))
+        miss = getattr(usage, "prompt_cache_miss_tokens", None)
+        total = hit + _int(miss) if miss is not None else _int(getattr(usage, "prompt_tokens", 0))
+        return Usage(total, output, cache_read_tokens=hit, reasoning_tokens=reasoning)
+    if dialect.usage == "llamacpp":
+        timings = getattr(carrier, "timings", None)
+        if isinstance(timings, Mapping):
+            cached, new = _int(timings.get("cache_n")), _int(timings.get("prompt_n"))
+            output = output or _int(timings.get("predicted_n"))
+            return Usage(cached + new, output, cache_read_tokens=cached)
+        return Usage(_int(getattr(usage, "prompt_tokens", 0)), output)
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    cached = _int(getattr(prompt_details, "cached_tokens", 0)) if prompt_details else 0
+    written = _int(getattr(prompt_details, "cache_write_tokens", 0)) if prompt_details else 0
+    return Usage(
+        _int(getattr(usage, "prompt_tokens", 0)),
+        output,
+        cache_read_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=reasoning,
+    )
+
+
+def normalise_finish(value: str | None, dialect: Dialect) -> FinishReason | None:
+    if value is None:
+        return None
+    return dialect.finish_reasons.get(value, "unknown")
+
+
+class OpenAICompatAdapter(Adapter):
+    """Serves one deployment of an OpenAI-compatible dialect through `openai.OpenAI`."""
+
+    def __init__(self, deployment: Deployment, provider: ProviderSpec) -> None:
+        self.deployment = deployment
+        self.provider = provider
+        self.dialect = DIALECTS[deployment.dialect or provider.dialect]
+        self._sync: openai.OpenAI | None = deployment.client
+        self._async: openai.AsyncOpenAI | None = deployment.async_client
+        self._owned: list[Any] = []
+        self._secrets: tuple[str, ...] = ()
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        deployment, provider = self.deployment, self.provider
+        key = deployment.resolve_key(provider) or "no-key"
+        self._secrets = (key,) if key != "no-key" else ()
+        base_url = deployment.base_url
+        if base_url is None and provider.base_url_env:
+            base_url = os.environ.get(provider.base_url_env) or None
+        settings: dict[str, Any] = {
+            "api_key": key,
+            "base_url": base_url or provider.base_url,
+            "max_retries": 0,
+        }
+        if deployment.headers:
+            settings["default_headers"] = dict(deployment.headers)
+        if deployment.timeout is not None:
+            settings["timeout"] = deployment.timeout
+        return settings
+
+    def sync_client(self) -> openai.OpenAI:
+        if self._sync is None:
+            client = openai.OpenAI(http_client=self.deployment.http_client, **self._settings())
+            self._owned.append(client)
+            self._sync = client
+        return self._sync
+
+    def async_client(self) -> openai.AsyncOpenAI:
+        if self._async is None:
+            client = openai.AsyncOpenAI(http_client=self.deployment.async_http_client, **self._settings())
+            self._owned.append(client)
+            self._async = client
+        return self._async
+
+    def close(self) -> None:
+        for client in self._owned:
+            if isinstance(client, openai.OpenAI):
+                client.close()
+
+    async def aclose(self) -> None:
+        for client in self._owned:
+            if isinstance(client, openai.AsyncOpenAI):
+                await client.close()
+        self.close()
+
+    # -- encode / decode (pure) ----------------------------------------------------------------
+
+    def encode(self, request: ChatRequest, target: Target, stream: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The JSON body and the SDK request options for this request on this target."""
+        body: dict[str, Any] = {"model": target.api_name, "messages": request.messages, **request.body}
+        limit = request.max_output_tokens
+        if limit is not None:
+            body.pop("max_tokens", None)
+            body.pop("max_completion_tokens", None)
+            body[self.dialect.max_tokens_param] = limit
+        if stream:
+            body["stream"] = True
+            # Always ask for usage: the ledger needs it. The stream hides the extra chunk if the
+            # caller did not ask for it.
+            body["stream_options"] = {**(request.body.get("stream_options") or {}), "include_usage": True}
+        options: dict[str, Any] = {"headers": {**_RAW, **(request.extra_headers or {})}}
+        if request.extra_query:
+            options["params"] = dict(request.extra_query)
+        if request.extra_body:
+            options["extra_json"] = dict(request.extra_body)
+        if request.timeout is not None:
+            options["timeout"] = request.timeout
+        return body, options
+
+    def decode(self, completion: RoutedChatCompletion, headers: Mapping[str, str]) -> Completed:
+        finishes = [normalise_finish(choice.finish_reason, self.dialect) for choice in completion.choices]
+        finish: FinishReason = next((f for f in finishes if f not in (None, "stop")), None) or (
+            finishes[0] if finishes and finishes[0] else "unknown"
+        )
+        return Completed(
+            completion=completion,
+            usage=decode_usage(completion.usage, completion, self.dialect),
+            finish_reason=finish,
+            served_model=completion.model or None,
+            request_id=headers.get("x-request-id"),
+            headers=headers,
+        )
+
+    # -- I/O -----------------------------------------------------------------------------------
+
+    def complete(self, request: ChatRequest, target: Target) -> Completed:
+        body, options = self.encode(request, target, stream=False)
+        try:
+            raw = self.sync_client().post(
+                "/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options  # type: ignore[arg-type]
+            )
+            completion = raw.parse()  # type: ignore[attr-defined]
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            raise self.map_error(e, target) from e
+        return self.decode(completion, raw.headers)  # type: ignore[attr-defined]
+
+    async def acomplete(self, request: ChatRequest, target: Target) -> Completed:
+        body, options = self.encode(request, target, stream=False)
+        try:
+            raw = await self.async_client().post(
+                "/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options  # type: ignore[arg-type]
+            )
+            completion = raw.parse()  # type: ignore[attr-defined]
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            raise self.map_error(e, target) from e
+        return self.decode(completion, raw.headers)  # type: ignore[attr-defined]
+
+    def stream(self, request: ChatRequest, target: Target) -> ChunkStream:
+        body, options = self.encode(request, target, stream=True)
+        try:
+            raw = self.sync_client().post(
+                "/chat/completions",
+                body=body,
+                cast_to=RoutedChatCompletion,
+                options=options,  # type: ignore[arg-type]
+                stream=True,
+                stream_cls=Stream[ChatCompletionChunk],
+            )
+            sdk_stream = raw.parse()  # type: ignore[attr-defined]
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            raise self.map_error(e, target) from e
+        return _Chunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)  # type: ignore[attr-defined]
+
+    async def astream(self, request: ChatRequest, target: Target) -> AsyncChunkStream:
+        body, options = self.encode(request, target, stream=True)
+        try:
+            raw = await self.async_client().post(
+                "/chat/completions",
+                body=body,
+                cast_to=RoutedChatCompletion,
+                options=options,  # type: ignore[arg-type]
+                stream=True,
+                stream_cls=AsyncStream[ChatCompletionChunk],
+            )
+            sdk_stream = raw.parse()  # type: ignore[attr-defined]
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            raise self.map_error(e, target) from e
+        return _AsyncChunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)  # type: ignore[attr-defined]
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def map_error(self, error: BaseException, target: Target) -> Exception:
+        return map_openai_error(error, target, self._secrets)
+
+
+def map_openai_error(error: BaseException, target: Target, secrets: tuple[str, ...]) -> Exception:
+    """The one place `openai` SDK and `httpx2` errors become llmroute errors."""
+    facts: dict[str, Any] = {
+        "provider": target.provider.name,
+        "deployment": target.deployment.name,
+        "model": target.model.id,
+    }
+    if isinstance(error, openai.APIStatusError):
+        response = error.response
+        body = error.body
+        cls = E.status_error_class(response.status_code, body)
+        retryable = E.default_retryability(cls)
+        should = response.headers.get("x-should-retry")
+        if should == "true" and retryable is not E.Retryability.FATAL:
+            retryable = E.Retryability.RETRY
+        elif should == "false" and retryable is E.Retryability.RETRY:
+            retryable = E.Retryability.NEXT_TARGET
+        return cls(
+            E.redact(error.message, secrets),
+            request=response.request,
+            response=response,
+            body=body,
+            retryable=retryable,
+            retry_after=retry_after_seconds(response.headers),
+            request_id=response.headers.get("x-request-id") or response.headers.get("request-id"),
+            **facts,
+        )
+    if isinstance(error, openai.APITimeoutError):
+        return E.ProviderTimeout(E.redact(error.message, secrets), request=error.request, **facts)
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__
+        detail = f"{error.message} ({type(cause).__name__}: {cause})" if cause else error.message
+        return E.ProviderConnectionError(E.redact(detail, secrets), request=error.request, **facts)
+    if isinstance(error, openai.APIError):  # e.g. an error event in the middle of a stream
+        return E.ProviderError(
+            E.redact(error.message, secrets), request=error.request, body=error.body, **facts
+        )
+    if isinstance(error, httpx2.TimeoutException):
+        return E.ProviderTimeout(E.redact(str(error), secrets), request=error.request, **facts)
+    if isinstance(error, httpx2.RequestError):
+        return E.ProviderConnectionError(E.redact(str(error), secrets), request=error.request, **facts)
+    if isinstance(error, Exception):
+        return error
+    raise error
+
+
+class _Chunks(ChunkStream):
+    def __init__(
+        self,
+        adapter: OpenAICompatAdapter,
+        target: Target,
+        stream: Stream[ChatCompletionChunk],
+        headers: Mapping[str, str],
+        hide_usage: bool,
+    ) -> None:
+        self._adapter, self._target, self._stream = adapter, target, stream
+        self.headers = headers
+        self.request_id = headers.get("x-request-id")
+        self._hide_usage = hide_usage
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        dialect = self._adapter.dialect
+        try:
+            for chunk in self._stream:
+                if chunk.usage is not None or dialect.usage == "llamacpp":
+                    usage = decode_usage(chunk.usage, chunk, dialect)
+                    if usage.total_tokens:
+                        self.usage = usage
+                    if self._hide_usage and not chunk.choices:
+                        continue
+                yield chunk
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            raise self._adapter.map_error(e, self._target) from e
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncChunks(AsyncChunkStream):
+    def __init__(
+        self,
+        adapter: OpenAICompatAdapter,
+        target: Target,
+        stream: AsyncStream[ChatCompletionChunk],
+        headers: Mapping[str, str],
+        hide_usage: bool,
+    ) -> None:
+        self._adapter, self._target, self._stream = adapter, target, stream
+        self.headers = headers
+        self.request_id = headers.get("x-request-id")
+        self._hide_usage = hide_usage
+
+    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        dialect = self._adapter.dialect
+        try:
+            async for chunk in self._stream:
+                if chunk.usage is not None or dialect.usage == "llamacpp":
+                    usage = decode_usage(chunk.usage, chunk, dialect)
+                    if usage.total_tokens:
+                        self.usage = usage
+                    if self._hide_usage and not chunk.choices:
+                        continue
+                yield chunk
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            raise self._adapter.map_error(e, self._target) from e
+
+    async def aclose(self) -> None:
+        await self._stream.close()

@@ -1,0 +1,95 @@
+"""What the drop-in surface returns: the OpenAI SDK's own types, plus `.route`.
+
+`RoutedChatCompletion` is an `openai.types.chat.ChatCompletion` subclass. Its routing information
+lives in a private attribute exposed as `.route`, so `model_dump()`, `model_dump_json()` and
+`to_dict()` give exactly the provider-shaped completion, and equality with a plain `ChatCompletion`
+of the same content holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from openai.types.chat import ChatCompletion
+from pydantic import PrivateAttr
+
+from .usage import FinishReason, Usage
+
+if TYPE_CHECKING:
+    from .ledger import LedgerRow
+    from .policy import Decision
+
+__all__ = ["RouteInfo", "RoutedChatCompletion"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """How a call was routed and what it cost.
+
+    - `deployment`, `provider`, `model`: where the answer came from (catalog model id).
+    - `requested_model`: what the caller asked for; `served_model`: what the provider said it ran.
+    - `attempts`: every attempt's ledger row, failed ones included, in order.
+    - `decision`: the policy's ranked targets and the trace of each step's reasons.
+    - `usage`: tokens of the successful attempt; `cost`: the whole call's cost over all attempts
+      (`None` if any billed attempt was unpriced).
+    - `finish_reason`: normalised ("unknown" for values the adapter does not know);
+      `truncated`: the answer was cut (length, content filter, cut stream).
+    """
+
+    call_id: str
+    deployment: str
+    provider: str
+    model: str
+    requested_model: str
+    served_model: str | None
+    attempts: tuple[LedgerRow, ...]
+    decision: Decision | None
+    usage: Usage
+    cost: Decimal | None
+    finish_reason: FinishReason | None
+    truncated: bool
+
+    @property
+    def fallbacks(self) -> int:
+        """How many other deployments were tried before the one that answered."""
+        return len({row.deployment for row in self.attempts}) - 1
+
+    @property
+    def retries(self) -> int:
+        return len(self.attempts) - 1
+
+
+def call_cost(rows: tuple[LedgerRow, ...]) -> Decimal | None:
+    """The cost of a call over its attempts; None if a billed attempt has no price."""
+    total = Decimal(0)
+    for row in rows:
+        if row.cost is None:
+            if row.usage.total_tokens:
+                return None
+            continue
+        total += row.cost.total
+    return total
+
+
+class RoutedChatCompletion(ChatCompletion):
+    """A `ChatCompletion` that also says how it was routed (`.route`)."""
+
+    _route: RouteInfo | None = PrivateAttr(default=None)
+
+    @property
+    def route(self) -> RouteInfo:
+        if self._route is None:
+            raise AttributeError("this completion was not produced by a router")
+        return self._route
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChatCompletion):
+            return self.model_dump() == other.model_dump()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr_args__(self) -> Any:
+        return super().__repr_args__()

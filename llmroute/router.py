@@ -1,0 +1,315 @@
+"""`Router` and `AsyncRouter`: drop-in replacements for `openai.OpenAI` / `openai.AsyncOpenAI` chat.
+
+```python
+router = llmroute.Router([
+    llmroute.Deployment("gpt", model="gpt-5.4"),
+    llmroute.Deployment("deepseek", model="deepseek-v3.2"),
+], fallbacks=["deepseek-v3.2"])
+reply = router.chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "Hi"}])
+reply.choices[0].message.content      # an openai ChatCompletion
+reply.route.cost                       # and how it was routed, what it cost
+```
+
+Each call: validate (`ChatRequest`), rank targets (the policy), then the engine tries them in order
+with retries; every attempt is a ledger row. The sync router does its I/O on the calling thread (no
+event loop behind it); the async router never blocks its loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
+from .core import RouterCore, new_call_id, outcome_of
+from .engine import Attempt, Call, RetryPolicy, adrive, drive, plan
+from .errors import ProviderError, StreamInterrupted
+from .health import Health
+from .ledger import Ledger, LedgerRow
+from .policy import Decision, Policy
+from .providers.base import Completed
+from .request import ChatRequest
+from .response import RoutedChatCompletion
+from .stream import AsyncRoutedStream, RoutedStream, _Settle
+from .usage import Usage
+
+if TYPE_CHECKING:
+    from .catalog import Secret  # noqa: F401
+
+__all__ = ["AsyncRouter", "Router"]
+
+_NO_USAGE = Usage()
+
+
+class _Base:
+    _core: RouterCore
+
+    def __init__(
+        self,
+        deployments: Iterable[Deployment],
+        *,
+        catalog: Catalog | None = None,
+        models: Iterable[ModelSpec] = (),
+        providers: Iterable[ProviderSpec] = (),
+        policy: Policy | None = None,
+        fallbacks: Sequence[str] = (),
+        ledger: Ledger | None = None,
+        retry: RetryPolicy | None = None,
+        health: Health | None = None,
+    ) -> None:
+        """Build a router.
+
+        - `deployments`: where models are served (see `Deployment`).
+        - `catalog`: the model catalog (default: the shipped one); `models` / `providers` add or
+          override rows.
+        - `policy`: how targets are ranked (default: `Requested(fallbacks)`).
+        - `fallbacks`: models or deployments tried, in order, after the requested one.
+        - `ledger`: where attempts are recorded (share one between routers to pool spend).
+        - `retry`: retry strategy per target (default: 3 attempts, jittered backoff, Retry-After).
+        """
+        self._core = RouterCore(
+            deployments,
+            catalog=catalog,
+            models=models,
+            providers=providers,
+            policy=policy,
+            fallbacks=fallbacks,
+            ledger=ledger,
+            retry=retry,
+            health=health,
+        )
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._core.ledger
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._core.catalog
+
+    @property
+    def policy(self) -> Policy:
+        return self._core.policy
+
+    @property
+    def health(self) -> Health:
+        return self._core.health
+
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        return tuple(self._core.deployments.values())
+
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> Self:
+        """A router described by a TOML file (deployments, models, providers, policy by name)."""
+        from .config import load_config
+
+        return cls(**{**load_config(path), **overrides})
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """A router for every provider whose API key is in the environment
+        (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `DEEPSEEK_API_KEY`, with their `*_BASE_URL`)."""
+        from .config import env_config
+
+        return cls(**{**env_config(), **overrides})
+
+    def __repr__(self) -> str:
+        names = ", ".join(self._core.deployments)
+        return f"{type(self).__name__}(deployments=[{names}], policy={self._core.policy.name})"
+
+
+def _failed(core: RouterCore, call_id: str, call: Call, request: ChatRequest, started: float, e: ProviderError) -> LedgerRow:
+    return core.row(call_id, call, request, usage=_NO_USAGE, outcome="error", started=started, error=e)
+
+
+def _answered(
+    core: RouterCore, call_id: str, call: Call, request: ChatRequest, started: float, done: Completed
+) -> LedgerRow:
+    return core.row(
+        call_id,
+        call,
+        request,
+        usage=done.usage,
+        outcome=outcome_of(done.finish_reason),
+        started=started,
+        finish=done.finish_reason,
+        served_model=done.served_model,
+        request_id=done.request_id,
+    )
+
+
+def _finish(
+    core: RouterCore,
+    call_id: str,
+    request: ChatRequest,
+    decision: Decision,
+    rows: list[LedgerRow],
+    done: Completed,
+) -> RoutedChatCompletion:
+    completion = done.completion
+    if not isinstance(completion, RoutedChatCompletion):
+        completion = RoutedChatCompletion.construct(**dict(completion))
+    completion._route = core.route_info(
+        call_id,
+        request,
+        decision,
+        rows,
+        done.usage,
+        done.finish_reason,
+        done.served_model,
+        done.finish_reason in ("length", "content_filter"),
+    )
+    return completion
+
+
+def _empty_stream(settle: _Settle) -> StreamInterrupted:
+    error = settle.interrupted(None)
+    settle.finish_row(None, error, closed_early=False)
+    return error
+
+
+class Router(_Base):
+    """Synchronous router with the OpenAI SDK's `chat.completions` surface."""
+
+    def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
+        super().__init__(deployments, **kwargs)
+        self.chat = _Chat(self)
+
+    def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | RoutedStream:
+        core = self._core
+        request, decision = core.prepare(kwargs)
+        call_id = new_call_id()
+        rows: list[LedgerRow] = []
+
+        def complete(call: Call) -> Attempt[Completed]:
+            started = time.perf_counter()
+            try:
+                done = core.adapter(call.target).complete(request, call.target)
+            except ProviderError as e:
+                rows.append(_failed(core, call_id, call, request, started, e))
+                return Attempt(error=e)
+            rows.append(_answered(core, call_id, call, request, started, done))
+            return Attempt(result=done)
+
+        def open_stream(call: Call) -> Attempt[RoutedStream]:
+            started = time.perf_counter()
+            try:
+                chunks = core.adapter(call.target).stream(request, call.target)
+                rest = iter(chunks)
+                first = next(rest, None)
+            except ProviderError as e:
+                rows.append(_failed(core, call_id, call, request, started, e))
+                return Attempt(error=e)
+            settle = _Settle(core, call_id, request, decision, rows, call, started, time.perf_counter() - started)
+            if first is None:
+                chunks.close()
+                return Attempt(error=_empty_stream(settle))
+            return Attempt(result=RoutedStream(settle, chunks, rest, first))
+
+        if request.stream:
+            return drive(plan(decision.targets, core.retry), open_stream)
+        done = drive(plan(decision.targets, core.retry), complete)
+        return _finish(core, call_id, request, decision, rows, done)
+
+    def close(self) -> None:
+        """Close the SDK clients the router created."""
+        self._core.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncRouter(_Base):
+    """Asynchronous router with the OpenAI SDK's `chat.completions` surface."""
+
+    def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
+        super().__init__(deployments, **kwargs)
+        self.chat = _AsyncChat(self)
+
+    async def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
+        core = self._core
+        request, decision = core.prepare(kwargs)
+        call_id = new_call_id()
+        rows: list[LedgerRow] = []
+
+        async def complete(call: Call) -> Attempt[Completed]:
+            started = time.perf_counter()
+            try:
+                done = await core.adapter(call.target).acomplete(request, call.target)
+            except ProviderError as e:
+                rows.append(_failed(core, call_id, call, request, started, e))
+                return Attempt(error=e)
+            rows.append(_answered(core, call_id, call, request, started, done))
+            return Attempt(result=done)
+
+        async def open_stream(call: Call) -> Attempt[AsyncRoutedStream]:
+            started = time.perf_counter()
+            try:
+                chunks = await core.adapter(call.target).astream(request, call.target)
+                rest = chunks.__aiter__()
+                first = await anext(rest, None)
+            except ProviderError as e:
+                rows.append(_failed(core, call_id, call, request, started, e))
+                return Attempt(error=e)
+            settle = _Settle(core, call_id, request, decision, rows, call, started, time.perf_counter() - started)
+            if first is None:
+                await chunks.aclose()
+                return Attempt(error=_empty_stream(settle))
+            return Attempt(result=AsyncRoutedStream(settle, chunks, rest, first))
+
+        if request.stream:
+            return await adrive(plan(decision.targets, core.retry), open_stream)
+        done = await adrive(plan(decision.targets, core.retry), complete)
+        return _finish(core, call_id, request, decision, rows, done)
+
+    async def close(self) -> None:
+        await self._core.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class _Completions:
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    def create(self, **kwargs: Any) -> Any:
+        """`openai`'s `chat.completions.create(...)` arguments, plus `route=` hints.
+
+        Returns a `RoutedChatCompletion` (an `openai` `ChatCompletion`), or with `stream=True` a
+        `RoutedStream` of `ChatCompletionChunk`.
+        """
+        return self._router._create(kwargs)
+
+
+class _Chat:
+    def __init__(self, router: Router) -> None:
+        self.completions = _Completions(router)
+
+
+class _AsyncCompletions:
+    def __init__(self, router: AsyncRouter) -> None:
+        self._router = router
+
+    async def create(self, **kwargs: Any) -> Any:
+        """Async `chat.completions.create(...)`; see `Router`."""
+        return await self._router._create(kwargs)
+
+
+class _AsyncChat:
+    def __init__(self, router: AsyncRouter) -> None:
+        self.completions = _AsyncCompletions(router)

@@ -1,0 +1,245 @@
+"""Routed streams: iterators of `ChatCompletionChunk` that settle the ledger when they end.
+
+A stream's attempt counts as successful once its first chunk has arrived, so failures before that
+(429, 5xx, a connection reset) fall back to the next target invisibly. After that, a stream that
+breaks, or ends without any chunk carrying a `finish_reason`, raises `StreamInterrupted` with the
+partial text: never a silent end. Either way its attempt is a ledger row; when the provider never
+sent usage, llmroute counts the tokens itself and flags the row `usage.estimated`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from openai.types.chat import ChatCompletionChunk
+
+from .errors import ProviderError, StreamInterrupted
+from .usage import FinishReason, Usage
+
+if TYPE_CHECKING:
+    from .core import RouterCore
+    from .engine import Call
+    from .ledger import LedgerRow
+    from .policy import Decision
+    from .providers.base import AsyncChunkStream, ChunkStream
+    from .request import ChatRequest
+    from .response import RouteInfo
+
+__all__ = ["AsyncRoutedStream", "RoutedStream"]
+
+
+class _Settle:
+    """Accumulates what a stream delivered and writes its ledger row once, at the end."""
+
+    def __init__(
+        self,
+        core: RouterCore,
+        call_id: str,
+        request: ChatRequest,
+        decision: Decision,
+        rows: list[LedgerRow],
+        call: Call,
+        started: float,
+        ttft: float,
+    ) -> None:
+        self.core, self.call_id, self.request, self.decision = core, call_id, request, decision
+        self.rows, self.call, self.started, self.ttft = rows, call, started, ttft
+        self.text: list[str] = []
+        self.tool_args: list[str] = []
+        self.finish: FinishReason | None = None
+        self.raw_finish: str | None = None
+        self.served_model: str | None = None
+        self.route: RouteInfo | None = None
+
+    def see(self, chunk: ChatCompletionChunk) -> None:
+        if chunk.model:
+            self.served_model = chunk.model
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.content:
+                self.text.append(delta.content)
+            if delta.tool_calls:
+                for call in delta.tool_calls:
+                    if call.function is not None:
+                        self.tool_args.append((call.function.name or "") + (call.function.arguments or ""))
+            if choice.finish_reason is not None:
+                self.raw_finish = choice.finish_reason
+        return None
+
+    def estimate(self) -> Usage:
+        from . import tokens
+
+        model = self.call.target.api_name
+        encoding = self.call.target.model.tokenizer
+        prompt = tokens.count_messages(
+            self.request.messages, model, tools=self.request.body.get("tools"), encoding=encoding
+        )
+        output = tokens.count_text("".join(self.text) + "".join(self.tool_args), model, encoding=encoding)
+        return Usage(prompt.tokens, output, estimated=True)
+
+    def finish_row(self, usage: Usage | None, error: ProviderError | None, closed_early: bool) -> None:
+        if self.route is not None:
+            return
+        from .core import outcome_of
+        from .providers.openai_compat import DIALECTS, normalise_finish
+
+        dialect = DIALECTS.get(self.call.target.dialect)
+        if self.raw_finish is not None and dialect is not None:
+            self.finish = normalise_finish(self.raw_finish, dialect)
+        elif self.raw_finish is not None:
+            self.finish = "unknown"
+        cut = error is not None or closed_early or self.raw_finish is None
+        if usage is None:
+            usage = self.estimate()
+        row = self.core.row(
+            self.call_id,
+            self.call,
+            self.request,
+            usage=usage,
+            outcome="cut" if cut else outcome_of(self.finish),
+            started=self.started,
+            ttft_s=self.ttft,
+            finish=self.finish,
+            error=error,
+            served_model=self.served_model,
+        )
+        self.rows.append(row)
+        truncated = cut or self.finish in ("length", "content_filter")
+        self.route = self.core.route_info(
+            self.call_id, self.request, self.decision, self.rows, usage, self.finish, self.served_model, truncated
+        )
+
+    def interrupted(self, cause: ProviderError | None) -> StreamInterrupted:
+        target = self.call.target
+        reason = str(cause) if cause is not None else "the stream ended without a finish_reason"
+        error = StreamInterrupted(
+            f"stream interrupted after {len(''.join(self.text))} characters: {reason}",
+            request=cause.request if cause is not None else _placeholder_request(target),
+            provider=target.provider.name,
+            deployment=target.deployment.name,
+            model=target.model.id,
+        )
+        error.partial_text = "".join(self.text)
+        return error
+
+
+def _placeholder_request(target: Any) -> Any:
+    import httpx2
+
+    return httpx2.Request("POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions")
+
+
+class _Base:
+    _settle: _Settle
+
+    @property
+    def route(self) -> RouteInfo:
+        """How the call was routed; available once the stream has ended."""
+        if self._settle.route is None:
+            raise AttributeError("route is known once the stream has been consumed or closed")
+        return self._settle.route
+
+
+class RoutedStream(_Base):
+    """A sync stream of `ChatCompletionChunk`, usable like the SDK's `Stream`."""
+
+    def __init__(
+        self,
+        settle: _Settle,
+        chunks: ChunkStream,
+        rest: Iterator[ChatCompletionChunk],
+        first: ChatCompletionChunk | None,
+    ) -> None:
+        self._settle = settle
+        self._chunks = chunks
+        self._iterator = self._run(rest, first)
+
+    def _run(self, it: Iterator[ChatCompletionChunk], first: ChatCompletionChunk | None) -> Iterator[ChatCompletionChunk]:
+        settle = self._settle
+        if first is not None:
+            settle.see(first)
+            yield first
+        try:
+            for chunk in it:
+                settle.see(chunk)
+                yield chunk
+        except ProviderError as e:
+            settle.finish_row(self._chunks.usage, e, closed_early=False)
+            raise settle.interrupted(e) from e
+        settle.finish_row(self._chunks.usage, None, closed_early=False)
+        if settle.raw_finish is None:
+            raise settle.interrupted(None)
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self._iterator
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        """Stop reading; the attempt is recorded with what had arrived."""
+        if self._settle.route is None:
+            self._chunks.close()
+            self._settle.finish_row(self._chunks.usage, None, closed_early=True)
+
+    def __enter__(self) -> RoutedStream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncRoutedStream(_Base):
+    """An async stream of `ChatCompletionChunk`, usable like the SDK's `AsyncStream`."""
+
+    def __init__(
+        self,
+        settle: _Settle,
+        chunks: AsyncChunkStream,
+        rest: AsyncIterator[ChatCompletionChunk],
+        first: ChatCompletionChunk | None,
+    ) -> None:
+        self._settle = settle
+        self._chunks = chunks
+        self._iterator = self._run(rest, first)
+
+    async def _run(
+        self, it: AsyncIterator[ChatCompletionChunk], first: ChatCompletionChunk | None
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        settle = self._settle
+        if first is not None:
+            settle.see(first)
+            yield first
+        try:
+            async for chunk in it:
+                settle.see(chunk)
+                yield chunk
+        except ProviderError as e:
+            settle.finish_row(self._chunks.usage, e, closed_early=False)
+            raise settle.interrupted(e) from e
+        settle.finish_row(self._chunks.usage, None, closed_early=False)
+        if settle.raw_finish is None:
+            raise settle.interrupted(None)
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iterator
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._iterator.__anext__()
+
+    async def close(self) -> None:
+        if self._settle.route is None:
+            await self._chunks.aclose()
+            self._settle.finish_row(self._chunks.usage, None, closed_early=True)
+
+    async def __aenter__(self) -> AsyncRoutedStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
