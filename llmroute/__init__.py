@@ -117,7 +117,7 @@ if TYPE_CHECKING:
     from .legacy import ChatCompletion
     from .policy import Chain, Choice, Decision, Policy, Requested, RouteContext, Target
     from .request import ChatRequest
-    from .response import RouteInfo, RoutedChatCompletion
+    from .response import RoutedChatCompletion, RouteInfo
     from .router import AsyncRouter, Router
     from .usage import Cost, Price, Usage
 

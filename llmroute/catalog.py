@@ -276,7 +276,9 @@ def model_from_row(row: Mapping[str, Any], where: str = "model") -> ModelSpec:
     capabilities = frozenset(row.get("capabilities", ()))
     unknown = capabilities - CAPABILITIES
     if unknown:
-        raise ConfigurationError(f"{where}: unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+        raise ConfigurationError(
+            f"{where}: unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}"
+        )
     for key in ("context_window", "max_output", "cache_min_tokens"):
         value = row.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
@@ -303,7 +305,15 @@ def model_from_row(row: Mapping[str, Any], where: str = "model") -> ModelSpec:
     )
 
 
-_PROVIDER_KEYS = ("name", "dialect", "base_url", "api_key_env", "base_url_env", "jurisdiction", "model_patterns")
+_PROVIDER_KEYS = (
+    "name",
+    "dialect",
+    "base_url",
+    "api_key_env",
+    "base_url_env",
+    "jurisdiction",
+    "model_patterns",
+)
 
 
 def provider_from_row(row: Mapping[str, Any], where: str = "provider") -> ProviderSpec:
@@ -343,13 +353,9 @@ class Catalog:
         for name in model.names():
             self._names[name] = model
 
-    def with_rows(
-        self, models: Iterable[ModelSpec] = (), providers: Iterable[ProviderSpec] = ()
-    ) -> Catalog:
+    def with_rows(self, models: Iterable[ModelSpec] = (), providers: Iterable[ProviderSpec] = ()) -> Catalog:
         """A new catalog with these rows added or overriding rows of the same id/name."""
-        return Catalog(
-            [*self._models.values(), *models], [*self._providers.values(), *providers]
-        )
+        return Catalog([*self._models.values(), *models], [*self._providers.values(), *providers])
 
     def model(self, name: str) -> ModelSpec | None:
         """The model with this id, API name or alias."""
@@ -396,7 +402,8 @@ class Catalog:
         for model in self._models.values():
             if model.provider not in self._providers:
                 raise ConfigurationError(
-                    f"model {model.id!r}: unknown provider {model.provider!r}; known: {sorted(self._providers)}"
+                    f"model {model.id!r}: unknown provider {model.provider!r}; "
+                    f"known: {sorted(self._providers)}"
                 )
 
 

@@ -50,7 +50,9 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmroute", description="Route LLM calls by cost, residency and health.")
+    parser = argparse.ArgumentParser(
+        prog="llmroute", description="Route LLM calls by cost, residency and health."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run a routed workload against the built-in provider emulator")
     demo.add_argument("--calls", type=int, default=400, help="number of calls (default 400)")

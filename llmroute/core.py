@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .catalog import (
@@ -20,7 +20,6 @@ from .catalog import (
     ProviderSpec,
     default_catalog,
     unpriced_model,
-    with_api_name,
 )
 from .engine import Call, RetryPolicy
 from .errors import ConfigurationError, InvalidRequest, ProviderError, UnknownModel
@@ -96,7 +95,8 @@ class RouterCore:
                 if family is None:
                     raise ConfigurationError(
                         f"deployment {deployment.name!r}: cannot tell which provider serves "
-                        f"{deployment.model!r}; set provider= (known: {sorted(p.name for p in self.catalog.providers())})"
+                        f"{deployment.model!r}; set provider= "
+                        f"(known: {sorted(p.name for p in self.catalog.providers())})"
                     )
                 name = family.name
         provider = self.catalog.provider(name)

@@ -70,12 +70,13 @@ class SeedRouting(Policy):
             yield target.keep(why)
 
 
-_WORDS = (
+_VOCAB = (
     "the function returns a value when the input list is empty and the cache key depends on user id "
     "so each request misses while the retry loop holds a lock during network calls which blocks other "
     "threads parse config before start validate schema handle timeout close file descriptors release "
     "pool connections log errors with context measure latency per endpoint"
-).split()
+)
+_WORDS = tuple(_VOCAB.split())
 
 
 def _text(rng: random.Random, tokens: int) -> str:
@@ -95,7 +96,10 @@ def _workload(calls: int, seed: int) -> list[tuple[str, str | None, list[dict[st
             if task == "code_review":
                 messages = [
                     {"role": "system", "content": review_rules},
-                    {"role": "user", "content": f"{directive} Review this diff: {_text(rng, input_tokens - 4_000)}"},
+                    {
+                        "role": "user",
+                        "content": f"{directive} Review this diff: {_text(rng, input_tokens - 4_000)}",
+                    },
                 ]
             else:
                 messages = [{"role": "user", "content": f"{directive} {task}: {_text(rng, input_tokens)}"}]
@@ -124,11 +128,27 @@ def run_demo(calls: int = 400, seed: int = 7, out: object = None) -> int:
     emu = Emulator(seed=seed)
     key = "demo-key-not-secret"
     deployments = [
-        Deployment("openai", model="gpt-5.4", base_url=emu.base_url("openai"), api_key=key, http_client=emu.http_client()),
         Deployment(
-            "deepseek", model="deepseek-v3.2", base_url=emu.base_url("deepseek"), api_key=key, http_client=emu.http_client()
+            "openai",
+            model="gpt-5.4",
+            base_url=emu.base_url("openai"),
+            api_key=key,
+            http_client=emu.http_client(),
         ),
-        Deployment("onprem", model="qwen3-coder-32b", provider="vllm", base_url=emu.base_url("vllm"), http_client=emu.http_client()),
+        Deployment(
+            "deepseek",
+            model="deepseek-v3.2",
+            base_url=emu.base_url("deepseek"),
+            api_key=key,
+            http_client=emu.http_client(),
+        ),
+        Deployment(
+            "onprem",
+            model="qwen3-coder-32b",
+            provider="vllm",
+            base_url=emu.base_url("vllm"),
+            http_client=emu.http_client(),
+        ),
     ]
     onprem_model = ModelSpec(
         id="qwen3-coder-32b",
@@ -148,7 +168,12 @@ def run_demo(calls: int = 400, seed: int = 7, out: object = None) -> int:
         retry=RetryPolicy(wait=wait_random_exponential(multiplier=0.01, max=0.05), switch_after=0.5),
     )
     emu.fault_rate(0.06, [Fault.rate_limit(retry_after=0.02)], provider="deepseek", seed=seed)
-    emu.fault_rate(0.03, [Fault.content_filter(after_tokens=40), Fault.silent_stop(after_tokens=30)], provider="deepseek", seed=seed + 1)
+    emu.fault_rate(
+        0.03,
+        [Fault.content_filter(after_tokens=40), Fault.silent_stop(after_tokens=30)],
+        provider="deepseek",
+        seed=seed + 1,
+    )
     jobs = _workload(calls, seed)
     outage = range(len(jobs) // 3, len(jobs) // 3 + max(5, len(jobs) // 10))
     started = time.perf_counter()
@@ -196,17 +221,25 @@ def _report(
     out = write if callable(write) else print
     rows = list(ledger)
     totals = ledger.total()
-    out(f"llmroute demo: {len(jobs)} calls ({totals.attempts} attempts) in {elapsed:.1f}s against the emulator\n")
-    out("Where calls went (policy: SeedRouting — cheap tasks to DeepSeek, hard and sensitive ones to GPT-5.4):")
+    out(
+        f"llmroute demo: {len(jobs)} calls ({totals.attempts} attempts) in {elapsed:.1f}s against the emulator\n"
+    )
+    out(
+        "Where calls went (policy: SeedRouting — cheap tasks to DeepSeek, hard and sensitive ones to GPT-5.4):"
+    )
     for task, counts in sorted(by_task.items()):
         spread = ", ".join(f"{dep} {n}" for dep, n in counts.most_common())
         out(f"  {task:<18} {spread}")
     pii_total = sum(n for _, s, _ in jobs if s for n in [1])
-    out(f"\nHard gate: {pii_total} PII calls; served by {dict(pii_served) or '-'}; sent to DeepSeek (CN): "
-        f"{sum(1 for r in rows if r.hints.sensitivity and r.provider == 'deepseek')}")
+    out(
+        f"\nHard gate: {pii_total} PII calls; served by {dict(pii_served) or '-'}; sent to DeepSeek (CN): "
+        f"{sum(1 for r in rows if r.hints.sensitivity and r.provider == 'deepseek')}"
+    )
     errors = Counter(r.error for r in rows if r.error)
-    out(f"Faults survived: {dict(errors) or 'none'}; calls that failed anyway: {dict(failed) or 0}; "
-        f"truncated answers flagged: {truncated}")
+    out(
+        f"Faults survived: {dict(errors) or 'none'}; calls that failed anyway: {dict(failed) or 0}; "
+        f"truncated answers flagged: {truncated}"
+    )
     per_dep = ledger.group_by("deployment")
     shares = ", ".join(f"{dep} {t.cache_hit_share:.0%}" for dep, t in sorted(per_dep.items()))
     out(f"Cache hit share of input tokens: {shares}")
@@ -214,12 +247,19 @@ def _report(
     gpt = catalog.model("gpt-5.4")
     ds = catalog.model("deepseek-v3.2")
     actual = totals.cost
-    out(f"\nThe bill: {_money(actual)}" + (f" (+{totals.unpriced} unpriced attempts)" if totals.unpriced else ""))
+    out(
+        f"\nThe bill: {_money(actual)}"
+        + (f" (+{totals.unpriced} unpriced attempts)" if totals.unpriced else "")
+    )
     if gpt is not None and gpt.price is not None:
         everything = _reprice(rows, gpt.price)
         ratio = f", {everything / actual:.1f}x more" if actual else ""
         out(f"Everything on gpt-5.4 would have cost {_money(everything)}{ratio}")
     if ds is not None and ds.price is not None:
-        out(f"What if: everything on deepseek-v3.2 (ignoring the PII gate) would have cost {_money(_reprice(rows, ds.price))}")
+        out(
+            f"What if: everything on deepseek-v3.2 (ignoring the PII gate) would have cost {_money(_reprice(rows, ds.price))}"
+        )
     usage: Usage = totals.usage
-    out(f"Tokens: {usage.input_tokens:,} in ({usage.cache_read_tokens:,} cached), {usage.output_tokens:,} out")
+    out(
+        f"Tokens: {usage.input_tokens:,} in ({usage.cache_read_tokens:,} cached), {usage.output_tokens:,} out"
+    )

@@ -87,7 +87,7 @@ class RetryPolicy:
         """Seconds to wait before retrying the same target, or None to move on."""
         if error.retryable is not Retryability.RETRY:
             return None
-        state = RetryCallState(None, None, (), {})
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # strategies read no retry object
         state.attempt_number = tries
         state.start_time = started
         state.outcome_timestamp = now

@@ -40,7 +40,7 @@ provider asked us to wait, if it said). API keys never appear in messages: adapt
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -81,7 +81,7 @@ __all__ = [
 ]
 
 
-class Retryability(str, Enum):
+class Retryability(StrEnum):
     """What a failed attempt means for the rest of the call."""
 
     RETRY = "retry"
@@ -176,9 +176,9 @@ class ProviderError(LLMRouteError, openai.APIError):
     provider: str
     deployment: str
     model: str
-    status_code: int | None  # type: ignore[misc]  # narrowed by status subclasses
+    status_code: int | None  # narrowed to int by ProviderStatusError
     request_id: str | None
-    response: httpx2.Response | None  # type: ignore[misc]
+    response: httpx2.Response | None
 
     def __init__(
         self,
@@ -232,11 +232,11 @@ def _rebuild(cls: type[ProviderError], state: dict[str, Any], args: tuple[Any, .
 class ProviderStatusError(ProviderError, openai.APIStatusError):
     """The provider answered with an error status."""
 
-    response: httpx2.Response  # type: ignore[misc]
-    status_code: int  # type: ignore[misc]
+    response: httpx2.Response
+    status_code: int
 
 
-class BadRequest(ProviderStatusError, openai.BadRequestError):
+class BadRequest(ProviderStatusError, openai.BadRequestError):  # type: ignore[misc]
     """400: the provider rejected the request."""
 
 
@@ -244,7 +244,7 @@ class ContextWindowExceeded(BadRequest):
     """400: the prompt and requested output do not fit the model's context window."""
 
 
-class AuthenticationFailed(ProviderStatusError, openai.AuthenticationError):
+class AuthenticationFailed(ProviderStatusError, openai.AuthenticationError):  # type: ignore[misc]
     """401: the API key was refused."""
 
 
@@ -252,15 +252,15 @@ class PaymentRequired(ProviderStatusError):
     """402: the account has no balance or a billing problem."""
 
 
-class PermissionDenied(ProviderStatusError, openai.PermissionDeniedError):
+class PermissionDenied(ProviderStatusError, openai.PermissionDeniedError):  # type: ignore[misc]
     """403: the key may not use this model or endpoint."""
 
 
-class ModelNotFound(ProviderStatusError, openai.NotFoundError):
+class ModelNotFound(ProviderStatusError, openai.NotFoundError):  # type: ignore[misc]
     """404: the model or endpoint does not exist at this deployment."""
 
 
-class Conflict(ProviderStatusError, openai.ConflictError):
+class Conflict(ProviderStatusError, openai.ConflictError):  # type: ignore[misc]
     """409: a transient conflict at the provider."""
 
 
@@ -268,11 +268,11 @@ class RequestTooLarge(ProviderStatusError):
     """413: the request body is too large for the provider."""
 
 
-class UnprocessableRequest(ProviderStatusError, openai.UnprocessableEntityError):
+class UnprocessableRequest(ProviderStatusError, openai.UnprocessableEntityError):  # type: ignore[misc]
     """422: the provider could not process the request."""
 
 
-class RateLimited(ProviderStatusError, openai.RateLimitError):
+class RateLimited(ProviderStatusError, openai.RateLimitError):  # type: ignore[misc]
     """429: too many requests; `retry_after` says how long the provider asked to wait."""
 
 
@@ -318,7 +318,13 @@ _STATUS_CLASSES: dict[int, type[ProviderStatusError]] = {
     529: Overloaded,
 }
 
-_CONTEXT_MARKERS = ("context length", "context_length", "context window", "too many tokens", "prompt is too long")
+_CONTEXT_MARKERS = (
+    "context length",
+    "context_length",
+    "context window",
+    "too many tokens",
+    "prompt is too long",
+)
 
 
 def status_error_class(status: int, body: object | None) -> type[ProviderStatusError]:
@@ -348,7 +354,7 @@ def default_retryability(error_class: type[ProviderError]) -> Retryability:
     return Retryability.RETRY
 
 
-class AllTargetsFailed(LLMRouteError, ExceptionGroup[ProviderError], openai.APIError):  # type: ignore[misc]
+class AllTargetsFailed(LLMRouteError, ExceptionGroup[ProviderError], openai.APIError):  # type: ignore[override]
     """Every target in the chain failed. An `ExceptionGroup` of each attempt's error.
 
     It is also an `openai.APIError`, and when every attempt failed the same way (all rate limited, say)

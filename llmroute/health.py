@@ -7,6 +7,7 @@ token (never TTFT divided by tokens); non-streaming calls report full latency.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class Health:
         """A copy of what is known of `name` (zeros if never seen)."""
         with self._lock:
             state = self._targets.get(name)
-            return TargetHealth() if state is None else TargetHealth(**_fields(state))
+            return TargetHealth() if state is None else dataclasses.replace(state)
 
     def observe(
         self, name: str, *, ok: bool, latency_s: float, ttft_s: float | None = None, error: str | None = None
@@ -60,7 +61,3 @@ class Health:
 
     def _ewma(self, old: float | None, new: float) -> float:
         return new if old is None else old + self._alpha * (new - old)
-
-
-def _fields(state: TargetHealth) -> dict[str, object]:
-    return {name: getattr(state, name) for name in TargetHealth.__slots__}  # type: ignore[attr-defined]

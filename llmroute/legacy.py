@@ -59,10 +59,11 @@ class LegacyObject(dict[str, Any]):
         return value
 
     def to_dict_recursive(self) -> dict[str, Any]:
-        return _plain(self)
+        plain: dict[str, Any] = _plain(self)
+        return plain
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any) -> Any:  # returns plain dicts/lists all the way down
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

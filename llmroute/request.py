@@ -79,7 +79,9 @@ def _check_content(where: str, role: str, content: Any) -> None:
     if content is None or isinstance(content, str):
         return
     if not isinstance(content, Sequence) or isinstance(content, bytes | bytearray):
-        raise InvalidRequest(where, f"expected a string or a list of content parts, got {type(content).__name__}")
+        raise InvalidRequest(
+            where, f"expected a string or a list of content parts, got {type(content).__name__}"
+        )
     for j, raw in enumerate(content):
         part = _as_dict(f"{where}[{j}]", raw)
         kind = part.get("type")
@@ -104,9 +106,8 @@ def _check_message(i: int, raw: Any) -> dict[str, Any]:
         raise InvalidRequest(f"{where}.role", f"expected one of {sorted(ROLES)}, got {role!r}")
     content = message.get("content")
     if role == "assistant":
-        if content is None and not message.get("tool_calls") and not message.get("function_call"):
-            if "content" not in message:
-                raise InvalidRequest(f"{where}.content", "an assistant message needs content or tool_calls")
+        if "content" not in message and not message.get("tool_calls") and not message.get("function_call"):
+            raise InvalidRequest(f"{where}.content", "an assistant message needs content or tool_calls")
         tool_calls = message.get("tool_calls")
         if tool_calls is not None:
             if not isinstance(tool_calls, list):
@@ -211,7 +212,8 @@ class ChatRequest:
         unknown = [k for k in kwargs if k not in known]
         if unknown:
             raise InvalidRequest(
-                unknown[0], "unexpected keyword argument for chat.completions.create; see the OpenAI API reference"
+                unknown[0],
+                "unexpected keyword argument for chat.completions.create; see the OpenAI API reference",
             )
         if "model" not in kwargs:
             raise InvalidRequest("model", "missing required argument")
@@ -223,7 +225,9 @@ class ChatRequest:
         raw_messages = kwargs["messages"]
         if isinstance(raw_messages, str | bytes | Mapping) or not isinstance(raw_messages, Sequence):
             if raw_messages is None or isinstance(raw_messages, str | bytes | Mapping):
-                raise InvalidRequest("messages", f"expected a list of messages, got {type(raw_messages).__name__}")
+                raise InvalidRequest(
+                    "messages", f"expected a list of messages, got {type(raw_messages).__name__}"
+                )
             raw_messages = list(raw_messages)  # any other iterable, as the SDK accepts
         if not raw_messages:
             raise InvalidRequest("messages", "must contain at least one message")
@@ -295,7 +299,9 @@ def _validate_body(body: dict[str, Any], stream: bool) -> None:
     if choice is not None:
         if isinstance(choice, str):
             if choice not in ("auto", "none", "required"):
-                raise InvalidRequest("tool_choice", f"expected 'auto', 'none', 'required' or a dict, got {choice!r}")
+                raise InvalidRequest(
+                    "tool_choice", f"expected 'auto', 'none', 'required' or a dict, got {choice!r}"
+                )
         elif not isinstance(choice, Mapping):
             raise InvalidRequest("tool_choice", f"expected a string or a dict, got {type(choice).__name__}")
         if choice != "none" and not body.get("tools") and not isinstance(choice, str):
@@ -311,7 +317,9 @@ def _validate_body(body: dict[str, Any], stream: bool) -> None:
                 "response_format", "expected {'type': 'text' | 'json_object' | 'json_schema', ...}"
             )
         if fmt.get("type") == "json_schema" and not isinstance(fmt.get("json_schema"), Mapping):
-            raise InvalidRequest("response_format.json_schema", "a json_schema response format needs 'json_schema'")
+            raise InvalidRequest(
+                "response_format.json_schema", "a json_schema response format needs 'json_schema'"
+            )
     options = body.get("stream_options")
     if options is not None:
         if not stream:

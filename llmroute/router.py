@@ -122,7 +122,9 @@ class _Base:
         return f"{type(self).__name__}(deployments=[{names}], policy={self._core.policy.name})"
 
 
-def _failed(core: RouterCore, call_id: str, call: Call, request: ChatRequest, started: float, e: ProviderError) -> LedgerRow:
+def _failed(
+    core: RouterCore, call_id: str, call: Call, request: ChatRequest, started: float, e: ProviderError
+) -> LedgerRow:
     return core.row(call_id, call, request, usage=_NO_USAGE, outcome="error", started=started, error=e)
 
 
@@ -204,7 +206,9 @@ class Router(_Base):
             except ProviderError as e:
                 rows.append(_failed(core, call_id, call, request, started, e))
                 return Attempt(error=e)
-            settle = _Settle(core, call_id, request, decision, rows, call, started, time.perf_counter() - started)
+            settle = _Settle(
+                core, call_id, request, decision, rows, call, started, time.perf_counter() - started
+            )
             if first is None:
                 chunks.close()
                 return Attempt(error=_empty_stream(settle))
@@ -260,7 +264,9 @@ class AsyncRouter(_Base):
             except ProviderError as e:
                 rows.append(_failed(core, call_id, call, request, started, e))
                 return Attempt(error=e)
-            settle = _Settle(core, call_id, request, decision, rows, call, started, time.perf_counter() - started)
+            settle = _Settle(
+                core, call_id, request, decision, rows, call, started, time.perf_counter() - started
+            )
             if first is None:
                 await chunks.aclose()
                 return Attempt(error=_empty_stream(settle))

@@ -66,7 +66,6 @@ class _Settle:
                         self.tool_args.append((call.function.name or "") + (call.function.arguments or ""))
             if choice.finish_reason is not None:
                 self.raw_finish = choice.finish_reason
-        return None
 
     def estimate(self) -> Usage:
         from . import tokens
@@ -108,7 +107,14 @@ class _Settle:
         self.rows.append(row)
         truncated = cut or self.finish in ("length", "content_filter")
         self.route = self.core.route_info(
-            self.call_id, self.request, self.decision, self.rows, usage, self.finish, self.served_model, truncated
+            self.call_id,
+            self.request,
+            self.decision,
+            self.rows,
+            usage,
+            self.finish,
+            self.served_model,
+            truncated,
         )
 
     def interrupted(self, cause: ProviderError | None) -> StreamInterrupted:
@@ -128,7 +134,9 @@ class _Settle:
 def _placeholder_request(target: Any) -> Any:
     import httpx2
 
-    return httpx2.Request("POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions")
+    return httpx2.Request(
+        "POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions"
+    )
 
 
 class _Base:
@@ -156,7 +164,9 @@ class RoutedStream(_Base):
         self._chunks = chunks
         self._iterator = self._run(rest, first)
 
-    def _run(self, it: Iterator[ChatCompletionChunk], first: ChatCompletionChunk | None) -> Iterator[ChatCompletionChunk]:
+    def _run(
+        self, it: Iterator[ChatCompletionChunk], first: ChatCompletionChunk | None
+    ) -> Iterator[ChatCompletionChunk]:
         settle = self._settle
         if first is not None:
             settle.see(first)

@@ -5,7 +5,15 @@ import pytest
 from llmroute.catalog import Catalog, Deployment, Secret, default_catalog, model_from_row
 from llmroute.errors import ConfigurationError, MissingAPIKey
 
-SEED_MODELS = ("deepseek-v4-flash", "deepseek-v4-pro", "deepseek-v3.2", "gpt-5.5", "gpt-5.4", "gpt-5.4-pro", "claude-opus-4.8")
+SEED_MODELS = (
+    "deepseek-v4-flash",
+    "deepseek-v4-pro",
+    "deepseek-v3.2",
+    "gpt-5.5",
+    "gpt-5.4",
+    "gpt-5.4-pro",
+    "claude-opus-4.8",
+)
 
 
 def test_shipped_catalog_has_the_seed_models_with_sources() -> None:
@@ -76,4 +84,6 @@ def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 def test_wildcard_patterns() -> None:
     deployment = Deployment("openai", model="gpt-*|o3*")
     assert deployment.wildcard
-    assert deployment.matches("gpt-5.4") and deployment.matches("o3-mini") and not deployment.matches("claude-x")
+    assert (
+        deployment.matches("gpt-5.4") and deployment.matches("o3-mini") and not deployment.matches("claude-x")
+    )

@@ -17,15 +17,21 @@ PROVIDER = ProviderSpec("p", "openai", "http://test.invalid/v1", jurisdiction="U
 
 
 def target(name: str) -> Target:
-    return Target(Deployment(name, model=name, provider="p"), ModelSpec(name, "p", name), PROVIDER, name, name)
+    return Target(
+        Deployment(name, model=name, provider="p"), ModelSpec(name, "p", name), PROVIDER, name, name
+    )
 
 
 def error(cls: type[E.ProviderStatusError], status: int, retry_after: float | None = None) -> E.ProviderError:
     response = httpx2.Response(status, request=REQ)
-    return cls("boom", request=REQ, response=response, retryable=E.default_retryability(cls), retry_after=retry_after)
+    return cls(
+        "boom", request=REQ, response=response, retryable=E.default_retryability(cls), retry_after=retry_after
+    )
 
 
-def run(targets: Sequence[Target], outcomes: list[E.ProviderError | str], retry: RetryPolicy) -> tuple[list[object], object]:
+def run(
+    targets: Sequence[Target], outcomes: list[E.ProviderError | str], retry: RetryPolicy
+) -> tuple[list[object], object]:
     """Feed outcomes to the plan in order; return the actions it yielded and its result or error."""
     actions: list[object] = []
     flow = plan(targets, retry, clock=lambda: 0.0)
@@ -41,7 +47,7 @@ def run(targets: Sequence[Target], outcomes: list[E.ProviderError | str], retry:
                 action = flow.send(None)
     except StopIteration as done:
         return actions, done.value
-    except Exception as e:  # noqa: BLE001 - the plan's failure is the result under test
+    except Exception as e:
         return actions, e
 
 
@@ -59,7 +65,9 @@ def test_retry_waits_at_least_retry_after() -> None:
 
 def test_retry_after_beyond_the_cap_moves_to_next_target() -> None:
     retry = RetryPolicy(stop=stop_after_attempt(3), wait=wait_fixed(0), max_retry_after=10)
-    actions, result = run([target("a"), target("b")], [error(E.RateLimited, 429, retry_after=30), "ok"], retry)
+    actions, result = run(
+        [target("a"), target("b")], [error(E.RateLimited, 429, retry_after=30), "ok"], retry
+    )
     assert result == "ok"
     assert [a.target.name for a in actions if isinstance(a, Call)] == ["a", "b"]
     assert not any(isinstance(a, Sleep) for a in actions)
@@ -75,7 +83,9 @@ def test_long_wait_prefers_next_target_when_one_remains() -> None:
 
 
 def test_auth_failure_skips_retries_and_moves_on() -> None:
-    actions, result = run([target("a"), target("b")], [error(E.AuthenticationFailed, 401), "ok"], RetryPolicy())
+    actions, result = run(
+        [target("a"), target("b")], [error(E.AuthenticationFailed, 401), "ok"], RetryPolicy()
+    )
     assert result == "ok" and len(actions) == 2
 
 
@@ -108,7 +118,12 @@ def test_quota_exhaustion_is_not_retried() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "cls", "retryable"),
     [
-        (400, {"message": "This model's maximum context length is 8192 tokens"}, E.ContextWindowExceeded, "next_target"),
+        (
+            400,
+            {"message": "This model's maximum context length is 8192 tokens"},
+            E.ContextWindowExceeded,
+            "next_target",
+        ),
         (400, {"message": "bad"}, E.BadRequest, "fatal"),
         (401, None, E.AuthenticationFailed, "next_target"),
         (402, None, E.PaymentRequired, "next_target"),

@@ -71,7 +71,12 @@ def test_usage_and_cost_add() -> None:
     a = Usage(10, 5, cache_read_tokens=4, reasoning_tokens=1)
     b = Usage(1, 1, estimated=True)
     total = a + b
-    assert (total.input_tokens, total.output_tokens, total.cache_read_tokens, total.estimated) == (11, 6, 4, True)
+    assert (total.input_tokens, total.output_tokens, total.cache_read_tokens, total.estimated) == (
+        11,
+        6,
+        4,
+        True,
+    )
     assert (Cost(D(1)) + Cost(output=D(2))).total == D(3)
     with pytest.raises(ValueError, match="EUR"):
         Cost(currency="USD") + Cost(currency="EUR")

@@ -166,7 +166,9 @@ class OpenAICompatAdapter(Adapter):
 
     # -- encode / decode (pure) ----------------------------------------------------------------
 
-    def encode(self, request: ChatRequest, target: Target, stream: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    def encode(
+        self, request: ChatRequest, target: Target, stream: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The JSON body and the SDK request options for this request on this target."""
         body: dict[str, Any] = {"model": target.api_name, "messages": request.messages, **request.body}
         limit = request.max_output_tokens
@@ -190,9 +192,9 @@ class OpenAICompatAdapter(Adapter):
 
     def decode(self, completion: RoutedChatCompletion, headers: Mapping[str, str]) -> Completed:
         finishes = [normalise_finish(choice.finish_reason, self.dialect) for choice in completion.choices]
-        finish: FinishReason = next((f for f in finishes if f not in (None, "stop")), None) or (
-            finishes[0] if finishes and finishes[0] else "unknown"
-        )
+        # With n > 1, the worst finish of any choice speaks for the response.
+        worst = [f for f in finishes if f is not None and f != "stop"]
+        finish: FinishReason = worst[0] if worst else (finishes[0] if finishes and finishes[0] else "unknown")
         return Completed(
             completion=completion,
             usage=decode_usage(completion.usage, completion, self.dialect),
@@ -206,57 +208,59 @@ class OpenAICompatAdapter(Adapter):
 
     def complete(self, request: ChatRequest, target: Target) -> Completed:
         body, options = self.encode(request, target, stream=False)
+        client: Any = self.sync_client()
         try:
-            raw = self.sync_client().post(
-                "/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options  # type: ignore[arg-type]
-            )
-            completion = raw.parse()  # type: ignore[attr-defined]
+            raw = client.post("/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options)
+            completion = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self.decode(completion, raw.headers)  # type: ignore[attr-defined]
+        return self.decode(completion, raw.headers)
 
     async def acomplete(self, request: ChatRequest, target: Target) -> Completed:
         body, options = self.encode(request, target, stream=False)
+        client: Any = self.async_client()
         try:
-            raw = await self.async_client().post(
-                "/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options  # type: ignore[arg-type]
+            raw = await client.post(
+                "/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options
             )
-            completion = raw.parse()  # type: ignore[attr-defined]
+            completion = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self.decode(completion, raw.headers)  # type: ignore[attr-defined]
+        return self.decode(completion, raw.headers)
 
     def stream(self, request: ChatRequest, target: Target) -> ChunkStream:
         body, options = self.encode(request, target, stream=True)
+        client: Any = self.sync_client()
         try:
-            raw = self.sync_client().post(
+            raw = client.post(
                 "/chat/completions",
                 body=body,
                 cast_to=RoutedChatCompletion,
-                options=options,  # type: ignore[arg-type]
+                options=options,
                 stream=True,
                 stream_cls=Stream[ChatCompletionChunk],
             )
-            sdk_stream = raw.parse()  # type: ignore[attr-defined]
+            sdk_stream = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return _Chunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)  # type: ignore[attr-defined]
+        return _Chunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)
 
     async def astream(self, request: ChatRequest, target: Target) -> AsyncChunkStream:
         body, options = self.encode(request, target, stream=True)
+        client: Any = self.async_client()
         try:
-            raw = await self.async_client().post(
+            raw = await client.post(
                 "/chat/completions",
                 body=body,
                 cast_to=RoutedChatCompletion,
-                options=options,  # type: ignore[arg-type]
+                options=options,
                 stream=True,
                 stream_cls=AsyncStream[ChatCompletionChunk],
             )
-            sdk_stream = raw.parse()  # type: ignore[attr-defined]
+            sdk_stream = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return _AsyncChunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)  # type: ignore[attr-defined]
+        return _AsyncChunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)
 
     # -- errors --------------------------------------------------------------------------------
 
