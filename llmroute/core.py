@@ -239,6 +239,7 @@ class RouterCore:
         error: ProviderError | None = None,
         served_model: str | None = None,
         request_id: str | None = None,
+        decision: Decision | None = None,
     ) -> LedgerRow:
         """Record one attempt in the ledger and feed health and the policy."""
         target = call.target
@@ -264,6 +265,7 @@ class RouterCore:
             error=type(error).__name__ if error is not None else None,
             status_code=error.status_code if error is not None else None,
             request_id=request_id if error is None else error.request_id,
+            labels=decision.labels_for(target) if decision is not None else {},
         )
         self.ledger.record(row)
         self.health.observe(

@@ -12,7 +12,7 @@ import itertools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -52,6 +52,8 @@ class LedgerRow:
     error: str | None = None
     status_code: int | None = None
     request_id: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels the policy attached to this target (an A/B arm, a prefix fingerprint...)."""
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -96,6 +98,7 @@ class LedgerRow:
             "error": self.error,
             "status_code": self.status_code,
             "request_id": self.request_id,
+            "labels": dict(self.labels),
         }
 
 

@@ -59,8 +59,10 @@ class Target:
     def dialect(self) -> str:
         return self.deployment.dialect or self.provider.dialect
 
-    def keep(self, reason: str = "") -> Choice:
-        return Choice(self, True, reason)
+    def keep(self, reason: str = "", **labels: str) -> Choice:
+        """Keep this target. `labels` are recorded on the ledger rows of attempts at it
+        (an A/B arm, a prefix fingerprint...)."""
+        return Choice(self, True, reason, labels)
 
     def drop(self, reason: str) -> Choice:
         return Choice(self, False, reason)
@@ -76,6 +78,7 @@ class Choice:
     target: Target
     kept: bool
     reason: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class Step:
     policy: str
     kept: tuple[tuple[str, str], ...]
     dropped: tuple[Rejection, ...]
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,15 @@ class Decision:
 
     targets: tuple[Target, ...]
     steps: tuple[Step, ...]
+
+    def labels_for(self, target: Target) -> Mapping[str, str]:
+        """The labels every step attached to `target` (later steps win on the same key)."""
+        merged: dict[str, str] = {}
+        for step in self.steps:
+            labels = step.labels.get(target.name)
+            if labels:
+                merged.update(labels)
+        return merged
 
     def reasons(self) -> dict[str, list[str]]:
         """For each kept target, the reasons every step gave."""
@@ -158,6 +171,7 @@ def _run(policy: Policy, ctx: RouteContext) -> tuple[Step, tuple[Target, ...]]:
     kept: list[Target] = []
     kept_reasons: list[tuple[str, str]] = []
     dropped: list[Rejection] = []
+    labels: dict[str, Mapping[str, str]] = {}
     seen: set[str] = set()
     name = policy.name
     for choice in policy.rank(ctx):
@@ -168,12 +182,14 @@ def _run(policy: Policy, ctx: RouteContext) -> tuple[Step, tuple[Target, ...]]:
         if choice.kept:
             kept.append(target)
             kept_reasons.append((target.name, choice.reason))
+            if choice.labels:
+                labels[target.name] = choice.labels
         else:
             dropped.append(Rejection(target.name, name, choice.reason))
     for target in ctx.candidates:
         if target.name not in seen:
             dropped.append(Rejection(target.name, name, "not kept"))
-    return Step(name, tuple(kept_reasons), tuple(dropped)), tuple(kept)
+    return Step(name, tuple(kept_reasons), tuple(dropped), labels), tuple(kept)
 
 
 class Chain(Policy):

@@ -123,13 +123,27 @@ class _Base:
 
 
 def _failed(
-    core: RouterCore, call_id: str, call: Call, request: ChatRequest, started: float, e: ProviderError
+    core: RouterCore,
+    call_id: str,
+    call: Call,
+    request: ChatRequest,
+    decision: Decision,
+    started: float,
+    e: ProviderError,
 ) -> LedgerRow:
-    return core.row(call_id, call, request, usage=_NO_USAGE, outcome="error", started=started, error=e)
+    return core.row(
+        call_id, call, request, usage=_NO_USAGE, outcome="error", started=started, error=e, decision=decision
+    )
 
 
 def _answered(
-    core: RouterCore, call_id: str, call: Call, request: ChatRequest, started: float, done: Completed
+    core: RouterCore,
+    call_id: str,
+    call: Call,
+    request: ChatRequest,
+    decision: Decision,
+    started: float,
+    done: Completed,
 ) -> LedgerRow:
     return core.row(
         call_id,
@@ -141,6 +155,7 @@ def _answered(
         finish=done.finish_reason,
         served_model=done.served_model,
         request_id=done.request_id,
+        decision=decision,
     )
 
 
@@ -192,9 +207,9 @@ class Router(_Base):
             try:
                 done = core.adapter(call.target).complete(request, call.target)
             except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, started, e))
+                rows.append(_failed(core, call_id, call, request, decision, started, e))
                 return Attempt(error=e)
-            rows.append(_answered(core, call_id, call, request, started, done))
+            rows.append(_answered(core, call_id, call, request, decision, started, done))
             return Attempt(result=done)
 
         def open_stream(call: Call) -> Attempt[RoutedStream]:
@@ -204,7 +219,7 @@ class Router(_Base):
                 rest = iter(chunks)
                 first = next(rest, None)
             except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, started, e))
+                rows.append(_failed(core, call_id, call, request, decision, started, e))
                 return Attempt(error=e)
             settle = _Settle(
                 core, call_id, request, decision, rows, call, started, time.perf_counter() - started
@@ -250,9 +265,9 @@ class AsyncRouter(_Base):
             try:
                 done = await core.adapter(call.target).acomplete(request, call.target)
             except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, started, e))
+                rows.append(_failed(core, call_id, call, request, decision, started, e))
                 return Attempt(error=e)
-            rows.append(_answered(core, call_id, call, request, started, done))
+            rows.append(_answered(core, call_id, call, request, decision, started, done))
             return Attempt(result=done)
 
         async def open_stream(call: Call) -> Attempt[AsyncRoutedStream]:
@@ -262,7 +277,7 @@ class AsyncRouter(_Base):
                 rest = chunks.__aiter__()
                 first = await anext(rest, None)
             except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, started, e))
+                rows.append(_failed(core, call_id, call, request, decision, started, e))
                 return Attempt(error=e)
             settle = _Settle(
                 core, call_id, request, decision, rows, call, started, time.perf_counter() - started

@@ -103,6 +103,7 @@ class _Settle:
             finish=self.finish,
             error=error,
             served_model=self.served_model,
+            decision=self.decision,
         )
         self.rows.append(row)
         truncated = cut or self.finish in ("length", "content_filter")
