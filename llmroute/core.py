@@ -22,11 +22,12 @@ from .catalog import (
     unpriced_model,
 )
 from .engine import Call, RetryPolicy
-from .errors import ConfigurationError, InvalidRequest, ProviderError, UnknownModel
+from .cooldown import Cooldowns
+from .errors import ConfigurationError, InvalidRequest, NoRoute, ProviderError, Rejection, UnknownModel
 from .health import Health
 from .hinting import RouteHints, current_hints
 from .ledger import Ledger, LedgerRow, Outcome
-from .policy import Decision, Policy, Requested, RouteContext, Target
+from .policy import Decision, Policy, Requested, RouteContext, Step, Target
 from .providers.base import Adapter
 from .request import ChatRequest
 from .response import RouteInfo, call_cost
@@ -52,6 +53,7 @@ class RouterCore:
         ledger: Ledger | None = None,
         retry: RetryPolicy | None = None,
         health: Health | None = None,
+        cooldowns: Cooldowns | None = None,
     ) -> None:
         base = catalog if catalog is not None else default_catalog()
         models, providers = tuple(models), tuple(providers)
@@ -72,6 +74,7 @@ class RouterCore:
         self.ledger = ledger if ledger is not None else Ledger()
         self.retry = retry if retry is not None else RetryPolicy()
         self.health = health if health is not None else Health()
+        self.cooldowns = cooldowns if cooldowns is not None else Cooldowns()
         self._providers = {d.name: self._provider_of(d) for d in self.deployments.values()}
         self._concrete: tuple[Target, ...] = tuple(
             self._target(d, self._spec_of(d)) for d in self.deployments.values() if not d.wildcard
@@ -219,11 +222,27 @@ class RouterCore:
             health=self.health,
             ledger=self.ledger,
         )
-        decision = self.policy.decide(ctx)
+        decision = self._skip_cooling(self.policy.decide(ctx))
         for target in decision.targets:
             if request.stream and target.dialect not in _STREAMING_DIALECTS:
                 raise InvalidRequest("stream", f"deployment {target.deployment.name!r} cannot stream")
         return request, decision
+
+    def _skip_cooling(self, decision: Decision) -> Decision:
+        """Drop targets that are cooling down, recording why in the decision trace."""
+        cooldowns = self.cooldowns
+        cooling = [t for t in decision.targets if cooldowns.cooling_until(t.name) is not None]
+        if not cooling:
+            return decision
+        dropped = tuple(Rejection(t.name, "Cooldown", cooldowns.describe(t.name)) for t in cooling)
+        kept = tuple(t for t in decision.targets if t not in cooling)
+        step = Step("Cooldown", tuple((t.name, "available") for t in kept), dropped)
+        if not kept:
+            raise NoRoute([r for s in decision.steps for r in s.dropped] + list(dropped))
+        return Decision(kept, (*decision.steps, step))
+
+    def available(self, target: Target) -> bool:
+        return self.cooldowns.cooling_until(target.name) is None
 
     def row(
         self,
@@ -275,6 +294,7 @@ class RouterCore:
             ttft_s=ttft_s,
             error=row.error,
         )
+        self.cooldowns.observe(target.name, error)
         self.policy.observe(row)
         return row
 

@@ -24,7 +24,7 @@ from tenacity import RetryCallState, stop_after_attempt, wait_random_exponential
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .errors import AllTargetsFailed, ProviderError, Retryability
+from .errors import AllTargetsFailed, ContextWindowExceeded, NoRoute, ProviderError, Rejection, Retryability
 from .policy import Target
 
 __all__ = ["Attempt", "Call", "RetryPolicy", "Sleep", "adrive", "drive", "plan"]
@@ -113,15 +113,33 @@ NO_RETRY = RetryPolicy(stop=stop_after_attempt(1))
 
 
 def plan(
-    targets: Sequence[Target], retry: RetryPolicy, clock: Callable[[], float] = time.monotonic
+    targets: Sequence[Target],
+    retry: RetryPolicy,
+    clock: Callable[[], float] = time.monotonic,
+    available: Callable[[Target], bool] | None = None,
 ) -> Generator[Call | Sleep, Attempt[T] | None, T]:
-    """The state machine for one call over ranked targets."""
+    """The state machine for one call over ranked targets.
+
+    - An `Attempt` with only a result ends the call with it.
+    - An `Attempt` with an error is classified: FATAL ends the call; RETRY may retry the same target
+      (per `retry`, honouring Retry-After); NEXT_TARGET and exhausted retries move on.
+    - An `Attempt` with both a result and an error is a soft failure (an answer the caller's
+      truncation settings want replaced, e.g. a content-filtered one): the next target is tried,
+      and if none is left the last such result is returned.
+    - `available(target)` is asked before each attempt; targets cooling down are skipped.
+    - After a context-window error, targets whose window is not larger are skipped.
+    """
     errors: list[ProviderError] = []
     started = clock()
     number = 0
+    fallback_result: T | None = None
+    min_window = 0
     for index, target in enumerate(targets):
+        window = target.model.context_window
+        if min_window and window is not None and window <= min_window:
+            continue
         tries = 0
-        while True:
+        while available is None or available(target):
             tries += 1
             number += 1
             outcome = yield Call(target, number, tries)
@@ -130,8 +148,13 @@ def plan(
                 return outcome.result  # type: ignore[return-value]
             error = outcome.error
             errors.append(error)
+            if outcome.result is not None:
+                fallback_result = outcome.result
+                break
             if error.retryable is Retryability.FATAL:
                 raise error
+            if isinstance(error, ContextWindowExceeded):
+                min_window = max(min_window, window or 0)
             more = index + 1 < len(targets)
             wait = retry.next_wait(tries, error, started, clock(), more)
             if wait is None:
@@ -139,6 +162,10 @@ def plan(
             yield Sleep(wait)
         if retry.expired(started, clock()):
             break
+    if fallback_result is not None:
+        return fallback_result
+    if not errors:
+        raise NoRoute([Rejection(t.name, "cooldown", "cooling down") for t in targets])
     if len(errors) == 1:
         raise errors[0]
     raise AllTargetsFailed.of(errors)

@@ -24,9 +24,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
+from .cooldown import Cooldowns
 from .core import RouterCore, new_call_id, outcome_of
 from .engine import Attempt, Call, RetryPolicy, adrive, drive, plan
-from .errors import ProviderError, StreamInterrupted
+from openai.types.chat import ChatCompletionChunk
+
+from .errors import ProviderError
 from .health import Health
 from .ledger import Ledger, LedgerRow
 from .policy import Decision, Policy
@@ -59,6 +62,7 @@ class _Base:
         ledger: Ledger | None = None,
         retry: RetryPolicy | None = None,
         health: Health | None = None,
+        cooldowns: Cooldowns | None = None,
     ) -> None:
         """Build a router.
 
@@ -69,6 +73,7 @@ class _Base:
         - `fallbacks`: models or deployments tried, in order, after the requested one.
         - `ledger`: where attempts are recorded (share one between routers to pool spend).
         - `retry`: retry strategy per target (default: 3 attempts, jittered backoff, Retry-After).
+        - `cooldowns`: when failing deployments are rested (default: `Cooldowns()`).
         """
         self._core = RouterCore(
             deployments,
@@ -80,6 +85,7 @@ class _Base:
             ledger=ledger,
             retry=retry,
             health=health,
+            cooldowns=cooldowns,
         )
 
     @property
@@ -183,10 +189,12 @@ def _finish(
     return completion
 
 
-def _empty_stream(settle: _Settle) -> StreamInterrupted:
-    error = settle.interrupted(None)
-    settle.finish_row(None, error, closed_early=False)
-    return error
+def _has_content(chunk: ChatCompletionChunk) -> bool:
+    for choice in chunk.choices:
+        delta = choice.delta
+        if delta.content or delta.tool_calls or delta.refusal or choice.finish_reason is not None:
+            return True
+    return False
 
 
 class Router(_Base):
@@ -216,22 +224,28 @@ class Router(_Base):
             started = time.perf_counter()
             try:
                 chunks = core.adapter(call.target).stream(request, call.target)
-                rest = iter(chunks)
-                first = next(rest, None)
             except ProviderError as e:
                 rows.append(_failed(core, call_id, call, request, decision, started, e))
                 return Attempt(error=e)
-            settle = _Settle(
-                core, call_id, request, decision, rows, call, started, time.perf_counter() - started
-            )
-            if first is None:
+            settle = _Settle(core, call_id, request, decision, rows, call, started)
+            rest = iter(chunks)
+            head: list[ChatCompletionChunk] = []
+            try:
+                for chunk in rest:  # fallback stays invisible until the first content chunk
+                    head.append(chunk)
+                    if _has_content(chunk):
+                        break
+            except ProviderError as e:
+                return Attempt(error=settle.failed_before_content(head, chunks.usage, e))
+            if not head or not _has_content(head[-1]):
                 chunks.close()
-                return Attempt(error=_empty_stream(settle))
-            return Attempt(result=RoutedStream(settle, chunks, rest, first))
+                return Attempt(error=settle.failed_before_content(head, chunks.usage, None))
+            settle.ttft = time.perf_counter() - started
+            return Attempt(result=RoutedStream(settle, chunks, rest, head))
 
         if request.stream:
-            return drive(plan(decision.targets, core.retry), open_stream)
-        done = drive(plan(decision.targets, core.retry), complete)
+            return drive(plan(decision.targets, core.retry, available=core.available), open_stream)
+        done = drive(plan(decision.targets, core.retry, available=core.available), complete)
         return _finish(core, call_id, request, decision, rows, done)
 
     def close(self) -> None:
@@ -274,22 +288,28 @@ class AsyncRouter(_Base):
             started = time.perf_counter()
             try:
                 chunks = await core.adapter(call.target).astream(request, call.target)
-                rest = chunks.__aiter__()
-                first = await anext(rest, None)
             except ProviderError as e:
                 rows.append(_failed(core, call_id, call, request, decision, started, e))
                 return Attempt(error=e)
-            settle = _Settle(
-                core, call_id, request, decision, rows, call, started, time.perf_counter() - started
-            )
-            if first is None:
+            settle = _Settle(core, call_id, request, decision, rows, call, started)
+            rest = chunks.__aiter__()
+            head: list[ChatCompletionChunk] = []
+            try:
+                async for chunk in rest:  # fallback stays invisible until the first content chunk
+                    head.append(chunk)
+                    if _has_content(chunk):
+                        break
+            except ProviderError as e:
+                return Attempt(error=settle.failed_before_content(head, chunks.usage, e))
+            if not head or not _has_content(head[-1]):
                 await chunks.aclose()
-                return Attempt(error=_empty_stream(settle))
-            return Attempt(result=AsyncRoutedStream(settle, chunks, rest, first))
+                return Attempt(error=settle.failed_before_content(head, chunks.usage, None))
+            settle.ttft = time.perf_counter() - started
+            return Attempt(result=AsyncRoutedStream(settle, chunks, rest, head))
 
         if request.stream:
-            return await adrive(plan(decision.targets, core.retry), open_stream)
-        done = await adrive(plan(decision.targets, core.retry), complete)
+            return await adrive(plan(decision.targets, core.retry, available=core.available), open_stream)
+        done = await adrive(plan(decision.targets, core.retry, available=core.available), complete)
         return _finish(core, call_id, request, decision, rows, done)
 
     async def close(self) -> None:

@@ -1,6 +1,6 @@
 """Routed streams: iterators of `ChatCompletionChunk` that settle the ledger when they end.
 
-A stream's attempt counts as successful once its first chunk has arrived, so failures before that
+A stream's attempt counts as successful once its first content chunk has arrived, so failures before that
 (429, 5xx, a connection reset) fall back to the next target invisibly. After that, a stream that
 breaks, or ends without any chunk carrying a `finish_reason`, raises `StreamInterrupted` with the
 partial text: never a silent end. Either way its attempt is a ledger row; when the provider never
@@ -42,10 +42,10 @@ class _Settle:
         rows: list[LedgerRow],
         call: Call,
         started: float,
-        ttft: float,
     ) -> None:
         self.core, self.call_id, self.request, self.decision = core, call_id, request, decision
-        self.rows, self.call, self.started, self.ttft = rows, call, started, ttft
+        self.rows, self.call, self.started = rows, call, started
+        self.ttft: float | None = None
         self.text: list[str] = []
         self.tool_args: list[str] = []
         self.finish: FinishReason | None = None
@@ -118,6 +118,18 @@ class _Settle:
             truncated,
         )
 
+    def failed_before_content(
+        self, head: list[ChatCompletionChunk], usage: Usage | None, cause: ProviderError | None
+    ) -> StreamInterrupted:
+        """The stream broke or ended before any content reached the caller: record the attempt
+        (the provider may have billed its input) and return the error, so the engine can move on."""
+        for chunk in head:
+            self.see(chunk)
+        error = self.interrupted(cause)
+        self.finish_row(usage, error, closed_early=False)
+        self.route = None  # not the call's outcome: the engine decides what happens next
+        return error
+
     def interrupted(self, cause: ProviderError | None) -> StreamInterrupted:
         target = self.call.target
         reason = str(cause) if cause is not None else "the stream ended without a finish_reason"
@@ -159,19 +171,19 @@ class RoutedStream(_Base):
         settle: _Settle,
         chunks: ChunkStream,
         rest: Iterator[ChatCompletionChunk],
-        first: ChatCompletionChunk | None,
+        head: list[ChatCompletionChunk],
     ) -> None:
         self._settle = settle
         self._chunks = chunks
-        self._iterator = self._run(rest, first)
+        self._iterator = self._run(rest, head)
 
     def _run(
-        self, it: Iterator[ChatCompletionChunk], first: ChatCompletionChunk | None
+        self, it: Iterator[ChatCompletionChunk], head: list[ChatCompletionChunk]
     ) -> Iterator[ChatCompletionChunk]:
         settle = self._settle
-        if first is not None:
-            settle.see(first)
-            yield first
+        for chunk in head:
+            settle.see(chunk)
+            yield chunk
         try:
             for chunk in it:
                 settle.see(chunk)
@@ -212,19 +224,19 @@ class AsyncRoutedStream(_Base):
         settle: _Settle,
         chunks: AsyncChunkStream,
         rest: AsyncIterator[ChatCompletionChunk],
-        first: ChatCompletionChunk | None,
+        head: list[ChatCompletionChunk],
     ) -> None:
         self._settle = settle
         self._chunks = chunks
-        self._iterator = self._run(rest, first)
+        self._iterator = self._run(rest, head)
 
     async def _run(
-        self, it: AsyncIterator[ChatCompletionChunk], first: ChatCompletionChunk | None
+        self, it: AsyncIterator[ChatCompletionChunk], head: list[ChatCompletionChunk]
     ) -> AsyncIterator[ChatCompletionChunk]:
         settle = self._settle
-        if first is not None:
-            settle.see(first)
-            yield first
+        for chunk in head:
+            settle.see(chunk)
+            yield chunk
         try:
             async for chunk in it:
                 settle.see(chunk)

@@ -56,8 +56,15 @@ def emu() -> Emulator:
 
 @pytest.fixture(autouse=True)
 def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                 "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "LLMROUTE_CONFIG"):
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "DEEPSEEK_API_KEY",
+        "DEEPSEEK_BASE_URL",
+        "LLMROUTE_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -66,11 +73,19 @@ def deployments(emu: Emulator, *, asynchronous: bool = False) -> list[llmroute.D
     client = emu.async_http_client() if asynchronous else emu.http_client()
     transport = {"async_http_client": client} if asynchronous else {"http_client": client}
     return [
-        llmroute.Deployment("gpt", model="gpt-5.4", base_url=emu.base_url("openai"), api_key=CANARY_OPENAI, **transport),
         llmroute.Deployment(
-            "ds", model="deepseek-v3.2", base_url=emu.base_url("deepseek"), api_key=CANARY_DEEPSEEK, **transport
+            "gpt", model="gpt-5.4", base_url=emu.base_url("openai"), api_key=CANARY_OPENAI, **transport
         ),
-        llmroute.Deployment("local", model="qwen3-8b", provider="vllm", base_url=emu.base_url("vllm"), **transport),
+        llmroute.Deployment(
+            "ds",
+            model="deepseek-v3.2",
+            base_url=emu.base_url("deepseek"),
+            api_key=CANARY_DEEPSEEK,
+            **transport,
+        ),
+        llmroute.Deployment(
+            "local", model="qwen3-8b", provider="vllm", base_url=emu.base_url("vllm"), **transport
+        ),
     ]
 
 
@@ -93,7 +108,9 @@ def make_router(emu: Emulator) -> Iterator[Callable[..., llmroute.Router]]:
 def make_async_router(emu: Emulator) -> Callable[..., llmroute.AsyncRouter]:
     def make(**kwargs: Any) -> llmroute.AsyncRouter:
         kwargs.setdefault("retry", llmroute.RetryPolicy(wait=_no_wait()))
-        return llmroute.AsyncRouter(kwargs.pop("deployments", None) or deployments(emu, asynchronous=True), **kwargs)
+        return llmroute.AsyncRouter(
+            kwargs.pop("deployments", None) or deployments(emu, asynchronous=True), **kwargs
+        )
 
     return make
 
@@ -105,3 +122,13 @@ def _no_wait() -> Any:
 
 
 USER = [{"role": "user", "content": "Say something about routing."}]
+
+
+def reconcile_ledger(ledger: llmroute.Ledger, emu: Emulator) -> None:
+    """The ledger's tokens equal the emulator's bill, kind by kind."""
+    totals = ledger.total()
+    bill = emu.bill.total()
+    assert totals.usage.input_tokens == bill.input_tokens
+    assert totals.usage.output_tokens == bill.output_tokens
+    assert totals.usage.cache_read_tokens == bill.cached_tokens
+    assert totals.usage.reasoning_tokens == bill.reasoning_tokens
