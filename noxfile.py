@@ -37,7 +37,9 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.15")
     session.run("ruff", "check", "llmroute", "tests", "benchmarks", "examples", "scripts", "noxfile.py")
-    session.run("ruff", "format", "--check", "llmroute", "tests", "benchmarks", "examples", "scripts", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "llmroute", "tests", "benchmarks", "examples", "scripts", "noxfile.py"
+    )
 
 
 @nox.session

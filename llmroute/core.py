@@ -21,8 +21,8 @@ from .catalog import (
     default_catalog,
     unpriced_model,
 )
-from .engine import Call, RetryPolicy
 from .cooldown import Cooldowns
+from .engine import Call, RetryPolicy
 from .errors import ConfigurationError, InvalidRequest, NoRoute, ProviderError, Rejection, UnknownModel
 from .health import Health
 from .hinting import RouteHints, current_hints

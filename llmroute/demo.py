@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -18,6 +19,7 @@ from decimal import Decimal
 from tenacity import wait_random_exponential
 
 from .catalog import Deployment, ModelSpec
+from .cooldown import Cooldowns
 from .engine import RetryPolicy
 from .errors import LLMRouteError
 from .ledger import Ledger, LedgerRow
@@ -123,8 +125,10 @@ def _money(value: Decimal | None) -> str:
 def run_demo(calls: int = 400, seed: int = 7, out: object = None) -> int:
     """Run the demo workload and print the report. Returns the process exit code."""
     from .testing import Emulator, Fault
+    from .tokens import TokenizerFallbackWarning
 
     write = print if out is None else getattr(out, "write_line", print)
+    warnings.filterwarnings("ignore", category=TokenizerFallbackWarning)
     emu = Emulator(seed=seed)
     key = "demo-key-not-secret"
     deployments = [
@@ -166,6 +170,8 @@ def run_demo(calls: int = 400, seed: int = 7, out: object = None) -> int:
         policy=SeedRouting(),
         ledger=ledger,
         retry=RetryPolicy(wait=wait_random_exponential(multiplier=0.01, max=0.05), switch_after=0.5),
+        # A month in seconds: cooldowns scaled down with it.
+        cooldowns=Cooldowns(base_s=0.05, max_s=0.5, rate_limit_s=0.02),
     )
     emu.fault_rate(0.06, [Fault.rate_limit(retry_after=0.02)], provider="deepseek", seed=seed)
     emu.fault_rate(
@@ -221,12 +227,8 @@ def _report(
     out = write if callable(write) else print
     rows = list(ledger)
     totals = ledger.total()
-    out(
-        f"llmroute demo: {len(jobs)} calls ({totals.attempts} attempts) in {elapsed:.1f}s against the emulator\n"
-    )
-    out(
-        "Where calls went (policy: SeedRouting — cheap tasks to DeepSeek, hard and sensitive ones to GPT-5.4):"
-    )
+    out(f"llmroute demo: {len(jobs)} calls ({totals.attempts} attempts) in {elapsed:.1f}s (emulated)\n")
+    out("Where calls went (SeedRouting: cheap tasks to DeepSeek, hard and sensitive ones to GPT-5.4):")
     for task, counts in sorted(by_task.items()):
         spread = ", ".join(f"{dep} {n}" for dep, n in counts.most_common())
         out(f"  {task:<18} {spread}")
@@ -256,9 +258,8 @@ def _report(
         ratio = f", {everything / actual:.1f}x more" if actual else ""
         out(f"Everything on gpt-5.4 would have cost {_money(everything)}{ratio}")
     if ds is not None and ds.price is not None:
-        out(
-            f"What if: everything on deepseek-v3.2 (ignoring the PII gate) would have cost {_money(_reprice(rows, ds.price))}"
-        )
+        whatif = _money(_reprice(rows, ds.price))
+        out(f"What if: everything on deepseek-v3.2 (ignoring the PII gate) would have cost {whatif}")
     usage: Usage = totals.usage
     out(
         f"Tokens: {usage.input_tokens:,} in ({usage.cache_read_tokens:,} cached), {usage.output_tokens:,} out"

@@ -23,12 +23,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from openai.types.chat import ChatCompletionChunk
+
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .cooldown import Cooldowns
 from .core import RouterCore, new_call_id, outcome_of
 from .engine import Attempt, Call, RetryPolicy, adrive, drive, plan
-from openai.types.chat import ChatCompletionChunk
-
 from .errors import ProviderError
 from .health import Health
 from .ledger import Ledger, LedgerRow

@@ -6,11 +6,43 @@ import sys
 import llmroute
 
 EXPECTED = {
-    "AllTargetsFailed", "AsyncRouter", "BudgetExceeded", "Catalog", "Chain", "ChatCompletion", "ChatRequest",
-    "Choice", "ConfigurationError", "Cost", "Decision", "Deployment", "InvalidRequest", "LLMRouteError", "Ledger",
-    "LedgerRow", "MissingAPIKey", "ModelSpec", "NoRoute", "Policy", "Price", "ProviderError", "ProviderSpec",
-    "Requested", "RetryPolicy", "RouteContext", "RouteHints", "RouteInfo", "RoutedChatCompletion", "Router",
-    "StreamInterrupted", "Target", "UnknownModel", "Usage", "__version__", "errors", "hints",
+    "AllTargetsFailed",
+    "AsyncRouter",
+    "BudgetExceeded",
+    "Catalog",
+    "Chain",
+    "ChatCompletion",
+    "ChatRequest",
+    "Choice",
+    "ConfigurationError",
+    "Cost",
+    "Decision",
+    "Deployment",
+    "InvalidRequest",
+    "LLMRouteError",
+    "Ledger",
+    "LedgerRow",
+    "MissingAPIKey",
+    "ModelSpec",
+    "NoRoute",
+    "Policy",
+    "Price",
+    "ProviderError",
+    "ProviderSpec",
+    "Requested",
+    "RetryPolicy",
+    "RouteContext",
+    "RouteHints",
+    "RouteInfo",
+    "RoutedChatCompletion",
+    "Router",
+    "StreamInterrupted",
+    "Target",
+    "UnknownModel",
+    "Usage",
+    "__version__",
+    "errors",
+    "hints",
 }
 
 
@@ -21,13 +53,13 @@ def test_exported_members() -> None:
 
 
 def test_hints_is_the_context_manager() -> None:
-    import llmroute.hinting  # noqa: F401  # importing the module must not shadow the function
+    import llmroute.hinting  # importing the module must not shadow the function
 
     with llmroute.hints(task="x") as current:
         assert current.task == "x"
 
 
 def test_import_is_lazy() -> None:
-    code = "import sys, llmroute; print(sorted(m for m in ('openai', 'anthropic', 'tiktoken') if m in sys.modules))"
+    code = "import sys, llmroute; print(sorted(m for m in ('openai', 'anthropic', 'tiktoken') if m in sys.modules))"  # noqa: E501
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

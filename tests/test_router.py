@@ -8,12 +8,11 @@ from typing import Any
 
 import openai
 import pytest
+from conftest import CANARY_DEEPSEEK, CANARY_OPENAI, USER
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import llmroute
 from llmroute.testing import Emulator, Fault
-
-from conftest import CANARY_DEEPSEEK, CANARY_OPENAI, USER
 
 
 def reconcile(ledger: llmroute.Ledger, emu: Emulator) -> None:
@@ -46,27 +45,39 @@ def test_cost_is_computed_from_catalog_prices(make_router: Any) -> None:
     router = make_router()
     reply = router.chat.completions.create(model="deepseek-v3.2", messages=USER)
     usage = reply.route.usage
-    expected = (Decimal(usage.uncached_input_tokens) * Decimal("0.28") + Decimal(usage.cache_read_tokens) * Decimal("0.028")
-                + Decimal(usage.output_tokens) * Decimal("0.42")) / Decimal(1_000_000)
+    expected = (
+        Decimal(usage.uncached_input_tokens) * Decimal("0.28")
+        + Decimal(usage.cache_read_tokens) * Decimal("0.028")
+        + Decimal(usage.output_tokens) * Decimal("0.42")
+    ) / Decimal(1_000_000)
     assert reply.route.cost == expected
     row = router.ledger.rows()[0]
     assert row.cost is not None and row.cost.total == expected
-    assert row.cost.uncached_input + row.cost.cache_read + row.cost.cache_write + row.cost.output == row.cost.total
+    assert (
+        row.cost.uncached_input + row.cost.cache_read + row.cost.cache_write + row.cost.output
+        == row.cost.total
+    )
 
 
 def test_prefix_cache_hits_are_reported_per_dialect(make_router: Any, emu: Emulator) -> None:
     router = make_router()
     system = {"role": "system", "content": "You review code. " + "Be precise and kind about style. " * 400}
     for model in ("gpt-5.4", "deepseek-v3.2"):
-        first = router.chat.completions.create(model=model, messages=[system, {"role": "user", "content": "a"}])
-        second = router.chat.completions.create(model=model, messages=[system, {"role": "user", "content": "b"}])
+        first = router.chat.completions.create(
+            model=model, messages=[system, {"role": "user", "content": "a"}]
+        )
+        second = router.chat.completions.create(
+            model=model, messages=[system, {"role": "user", "content": "b"}]
+        )
         assert first.route.usage.cache_read_tokens == 0
         assert second.route.usage.cache_read_tokens > 1000, model
         assert second.route.cost is not None and first.route.cost is not None
         assert second.route.cost < first.route.cost or model == "gpt-5.4"
     reconcile(router.ledger, emu)
     # DeepSeek's own fields: hit + miss = prompt_tokens.
-    ds = router.chat.completions.create(model="deepseek-v3.2", messages=[system, {"role": "user", "content": "c"}])
+    ds = router.chat.completions.create(
+        model="deepseek-v3.2", messages=[system, {"role": "user", "content": "c"}]
+    )
     raw = ds.usage
     assert raw is not None
     assert raw.prompt_cache_hit_tokens + raw.prompt_cache_miss_tokens == raw.prompt_tokens  # type: ignore[attr-defined]
@@ -75,12 +86,21 @@ def test_prefix_cache_hits_are_reported_per_dialect(make_router: Any, emu: Emula
 
 @pytest.mark.parametrize("dialect", ["vllm", "ollama", "llamacpp"])
 def test_self_hosted_dialects(make_router: Any, emu: Emulator, dialect: str) -> None:
-    deployment = llmroute.Deployment("local", model="qwen3-8b", provider=dialect, base_url=emu.base_url(dialect),
-                                     http_client=emu.http_client())
-    router = make_router(deployments=[deployment], models=[llmroute.ModelSpec("qwen3-8b", dialect, "qwen3-8b")])
+    deployment = llmroute.Deployment(
+        "local",
+        model="qwen3-8b",
+        provider=dialect,
+        base_url=emu.base_url(dialect),
+        http_client=emu.http_client(),
+    )
+    router = make_router(
+        deployments=[deployment], models=[llmroute.ModelSpec("qwen3-8b", dialect, "qwen3-8b")]
+    )
     system = {"role": "system", "content": "Context. " * 600}
     router.chat.completions.create(model="qwen3-8b", messages=[system, {"role": "user", "content": "a"}])
-    reply = router.chat.completions.create(model="qwen3-8b", messages=[system, {"role": "user", "content": "b"}])
+    reply = router.chat.completions.create(
+        model="qwen3-8b", messages=[system, {"role": "user", "content": "b"}]
+    )
     assert reply.route.usage.input_tokens > 600
     if dialect == "llamacpp":  # prompt_tokens counts only new tokens; timings.cache_n the reused ones
         assert reply.route.usage.cache_read_tokens > 0
@@ -107,9 +127,11 @@ def test_streaming_sync(make_router: Any, emu: Emulator) -> None:
 
 def test_streaming_with_usage_requested(make_router: Any) -> None:
     router = make_router()
-    chunks = list(router.chat.completions.create(
-        model="deepseek-v3.2", messages=USER, stream=True, stream_options={"include_usage": True}
-    ))
+    chunks = list(
+        router.chat.completions.create(
+            model="deepseek-v3.2", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
 
 
@@ -130,7 +152,9 @@ def test_sync_and_async_agree(make_router: Any, make_async_router: Any) -> None:
     import asyncio
 
     sync_reply = make_router().chat.completions.create(model="gpt-5.4", messages=USER, seed=3)
-    async_reply = asyncio.run(make_async_router().chat.completions.create(model="gpt-5.4", messages=USER, seed=3))
+    async_reply = asyncio.run(
+        make_async_router().chat.completions.create(model="gpt-5.4", messages=USER, seed=3)
+    )
     assert sync_reply.choices[0].message.content == async_reply.choices[0].message.content
     assert sync_reply.route.usage == async_reply.route.usage
 
@@ -168,7 +192,10 @@ def test_errors_are_openai_exceptions(make_router: Any, emu: Emulator) -> None:
 
 
 def test_all_targets_failed(make_router: Any, emu: Emulator) -> None:
-    router = make_router(fallbacks=["deepseek-v3.2"], retry=llmroute.RetryPolicy(stop=__import__("tenacity").stop_after_attempt(1)))
+    router = make_router(
+        fallbacks=["deepseek-v3.2"],
+        retry=llmroute.RetryPolicy(stop=__import__("tenacity").stop_after_attempt(1)),
+    )
     emu.inject(Fault.server_error(500), times=2)
     with pytest.raises(llmroute.AllTargetsFailed) as info:
         router.chat.completions.create(model="gpt-5.4", messages=USER)
@@ -235,7 +262,11 @@ def test_model_auto_and_deployment_names(make_router: Any) -> None:
     ("kwargs", "error", "text"),
     [
         ({"model": "gpt-9-ultra"}, llmroute.UnknownModel, "known: "),
-        ({"model": "gpt-5.4", "max_tokens": 5, "max_completion_tokens": 5}, llmroute.InvalidRequest, "not both"),
+        (
+            {"model": "gpt-5.4", "max_tokens": 5, "max_completion_tokens": 5},
+            llmroute.InvalidRequest,
+            "not both",
+        ),
         ({"model": "gpt-5.4", "temperature": 9}, llmroute.InvalidRequest, "temperature"),
         ({"model": "gpt-5.4", "messages": [{"role": "user"}]}, llmroute.InvalidRequest, "content"),
         ({"model": "gpt-5.4", "route": {"sensitivty": "pii"}}, llmroute.InvalidRequest, "sensitivty"),
@@ -258,8 +289,13 @@ def test_unknown_model_lists_what_is_known(make_router: Any) -> None:
 
 
 def test_missing_key_names_the_variable_and_sends_nothing(emu: Emulator) -> None:
-    router = llmroute.Router([llmroute.Deployment("gpt", model="gpt-5.4", base_url=emu.base_url("openai"),
-                                                  http_client=emu.http_client())])
+    router = llmroute.Router(
+        [
+            llmroute.Deployment(
+                "gpt", model="gpt-5.4", base_url=emu.base_url("openai"), http_client=emu.http_client()
+            )
+        ]
+    )
     with pytest.raises(llmroute.MissingAPIKey, match="OPENAI_API_KEY"):
         router.chat.completions.create(model="gpt-5.4", messages=USER)
     assert emu.requests == []
@@ -277,9 +313,18 @@ def test_canary_keys_never_leak(make_router: Any, emu: Emulator, caplog: pytest.
     # gpt is cooling down after its 401, so only ds was tried: the trace says why.
     errors = list(getattr(info.value, "exceptions", [info.value]))
     assert [e.deployment for e in errors] == ["ds"]
-    texts = [repr(router), repr(router.deployments), repr(reply.route), str(info.value), repr(info.value),
-             *(str(e) for e in errors), *(repr(e.__dict__) for e in errors),
-             caplog.text, *(repr(r) for r in router.ledger), *(str(r.as_dict()) for r in router.ledger)]
+    texts = [
+        repr(router),
+        repr(router.deployments),
+        repr(reply.route),
+        str(info.value),
+        repr(info.value),
+        *(str(e) for e in errors),
+        *(repr(e.__dict__) for e in errors),
+        caplog.text,
+        *(repr(r) for r in router.ledger),
+        *(str(r.as_dict()) for r in router.ledger),
+    ]
     import traceback
 
     texts.append("".join(traceback.format_exception(info.value)))
@@ -300,13 +345,13 @@ attempts = 1
 [[deployment]]
 name = "gpt"
 model = "gpt-5.4"
-base_url = "{server.base_url('openai')}"
+base_url = "{server.base_url("openai")}"
 api_key = "{CANARY_OPENAI}"
 
 [[deployment]]
 name = "ds"
 model = "deepseek-v3.2"
-base_url = "{server.base_url('deepseek')}"
+base_url = "{server.base_url("deepseek")}"
 api_key_env = "MY_DS_KEY"
 
 [[model]]
@@ -324,7 +369,9 @@ price = {{ input = "1", output = "2", source = "test", as_of = "2026-11-23" }}
                 assert reply.route.deployment == "ds"
                 reply = router.chat.completions.create(model="gpt-5.4", messages=USER)
                 usage = reply.route.usage
-                assert reply.route.cost == (Decimal(usage.input_tokens) + 2 * Decimal(usage.output_tokens)) / Decimal(10**6)
+                assert reply.route.cost == (
+                    Decimal(usage.input_tokens) + 2 * Decimal(usage.output_tokens)
+                ) / Decimal(10**6)
         finally:
             del os.environ["MY_DS_KEY"]
 
@@ -334,7 +381,11 @@ price = {{ input = "1", output = "2", source = "test", as_of = "2026-11-23" }}
     [
         ("[[deployment]]\nname='a'\nmodel='gpt-5.4'\ncolour='red'\n", "colour"),
         ("[router]\npolicy='magic'\n[[deployment]]\nname='a'\nmodel='gpt-5.4'\n", "magic"),
-        ("[[deployment]]\nname='a'\nmodel='gpt-5.4'\n[[model]]\nid='gpt-5.4'\nprovider='openai'\nprice={input='-3', output='1'}\n", "input"),
+        (
+            "[[deployment]]\nname='a'\nmodel='gpt-5.4'\n"
+            "[[model]]\nid='gpt-5.4'\nprovider='openai'\nprice={input='-3', output='1'}\n",
+            "input",
+        ),
         ("[[deployment]]\nname='a'\nmodel='mystery-model'\n", "provider"),
         ("not toml at all [", "invalid TOML"),
     ],
@@ -383,16 +434,28 @@ def test_real_socket_server_sync_async_stream(emu: Emulator) -> None:
     import asyncio
 
     with emu.serve() as server:
-        router = llmroute.Router([llmroute.Deployment("gpt", model="gpt-5.4", base_url=server.base_url("openai"),
-                                                      api_key=CANARY_OPENAI)])
+        router = llmroute.Router(
+            [
+                llmroute.Deployment(
+                    "gpt", model="gpt-5.4", base_url=server.base_url("openai"), api_key=CANARY_OPENAI
+                )
+            ]
+        )
         assert router.chat.completions.create(model="gpt-5.4", messages=USER).choices[0].message.content
         assert list(router.chat.completions.create(model="gpt-5.4", messages=USER, stream=True))
         router.close()
 
         async def run() -> None:
-            arouter = llmroute.AsyncRouter([llmroute.Deployment("gpt", model="gpt-5.4", base_url=server.base_url("openai"),
-                                                                api_key=CANARY_OPENAI)])
-            replies = await asyncio.gather(*(arouter.chat.completions.create(model="gpt-5.4", messages=USER) for _ in range(20)))
+            arouter = llmroute.AsyncRouter(
+                [
+                    llmroute.Deployment(
+                        "gpt", model="gpt-5.4", base_url=server.base_url("openai"), api_key=CANARY_OPENAI
+                    )
+                ]
+            )
+            replies = await asyncio.gather(
+                *(arouter.chat.completions.create(model="gpt-5.4", messages=USER) for _ in range(20))
+            )
             assert len(replies) == 20
             await arouter.close()
 
@@ -404,8 +467,14 @@ def test_real_socket_server_sync_async_stream(emu: Emulator) -> None:
 def test_timeout_is_a_timeout_error_and_falls_back(emu: Emulator) -> None:
     with emu.serve() as server:
         router = llmroute.Router(
-            [llmroute.Deployment("gpt", model="gpt-5.4", base_url=server.base_url("openai"), api_key=CANARY_OPENAI),
-             llmroute.Deployment("ds", model="deepseek-v3.2", base_url=server.base_url("deepseek"), api_key=CANARY_DEEPSEEK)],
+            [
+                llmroute.Deployment(
+                    "gpt", model="gpt-5.4", base_url=server.base_url("openai"), api_key=CANARY_OPENAI
+                ),
+                llmroute.Deployment(
+                    "ds", model="deepseek-v3.2", base_url=server.base_url("deepseek"), api_key=CANARY_DEEPSEEK
+                ),
+            ],
             fallbacks=["deepseek-v3.2"],
             retry=llmroute.RetryPolicy(stop=__import__("tenacity").stop_after_attempt(1)),
         )
