@@ -49,6 +49,13 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with mkdocs --strict (broken links and references fail)."""
+    session.install("-e", ".", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, printed as ratios against the raw openai SDK in the same run."""
     session.install("-e", ".[aiohttp]")
