@@ -142,3 +142,36 @@ def test_status_classification(status: int, body: object, cls: type, retryable: 
     found = E.status_error_class(status, body)
     assert found is cls
     assert E.default_retryability(found).value == retryable
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "Thu, 01 Jan 1970 00:00:30 GMT"}, 20.0),
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, 360.0),
+        ({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "6m0s"}, None),
+        (
+            {
+                "x-ratelimit-remaining-tokens": "0",
+                "x-ratelimit-reset-tokens": "12ms",
+                "x-ratelimit-reset-requests": "1s",
+            },
+            1.0,
+        ),
+        (
+            {
+                "anthropic-ratelimit-requests-remaining": "0",
+                "anthropic-ratelimit-requests-reset": "1970-01-01T00:00:15Z",
+            },
+            5.0,
+        ),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_headers(headers: dict[str, str], expected: float | None) -> None:
+    from llmroute.providers.base import retry_after_seconds
+
+    assert retry_after_seconds(headers, now=10.0) == expected

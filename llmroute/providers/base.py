@@ -8,7 +8,9 @@ SDK errors are mapped into llmroute's error tree in one place per adapter, alway
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -93,8 +95,41 @@ class Adapter(ABC):
         """Async counterpart of `close`."""
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(value: str) -> float | None:
+    """OpenAI's reset durations: `12ms`, `1.5s`, `6m0s`, `1h2m3s`."""
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value.strip():
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def _date_seconds(value: str, now: float | None) -> float | None:
+    """Seconds until an HTTP date or an RFC 3339 timestamp."""
+    when: dt.datetime | None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
 def retry_after_seconds(headers: Mapping[str, str] | Any, now: float | None = None) -> float | None:
-    """The wait a provider asked for: `retry-after-ms`, else `retry-after` (seconds or HTTP date)."""
+    """The wait a provider asked for.
+
+    In order: `retry-after-ms`; `retry-after` (seconds or an HTTP date); else the rate-limit reset
+    headers — OpenAI's `x-ratelimit-reset-requests` / `-tokens` (durations like `12ms`, `6m0s`) and
+    Anthropic's `anthropic-ratelimit-*-reset` (RFC 3339) — taking the longest, since every exhausted
+    limit must reset before a retry can pass.
+    """
     if headers is None:
         return None
     value = headers.get("retry-after-ms")
@@ -104,14 +139,30 @@ def retry_after_seconds(headers: Mapping[str, str] | Any, now: float | None = No
         except ValueError:
             pass
     value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            seconds = _date_seconds(value, now)
+            if seconds is not None:
+                return seconds
+    waits: list[float] = []
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        if _exhausted(headers, name.replace("reset", "remaining")):
+            reset = headers.get(name)
+            seconds = _duration(reset) if reset else None
+            if seconds is not None:
+                waits.append(seconds)
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        if _exhausted(headers, f"anthropic-ratelimit-{kind}-remaining"):
+            reset = headers.get(f"anthropic-ratelimit-{kind}-reset")
+            seconds = _date_seconds(reset, now) if reset else None
+            if seconds is not None:
+                waits.append(seconds)
+    return max(waits) if waits else None
+
+
+def _exhausted(headers: Mapping[str, str] | Any, name: str) -> bool:
+    """Whether a `remaining` header says 0 (or is absent: then its reset is all there is to go on)."""
+    value = headers.get(name)
+    return value is None or value.strip() == "0"
