@@ -75,6 +75,7 @@ class RouterCore:
         self.retry = retry if retry is not None else RetryPolicy()
         self.health = health if health is not None else Health()
         self.cooldowns = cooldowns if cooldowns is not None else Cooldowns()
+        self.default_timeout: float | None = None
         self._providers = {d.name: self._provider_of(d) for d in self.deployments.values()}
         self._concrete: tuple[Target, ...] = tuple(
             self._target(d, self._spec_of(d)) for d in self.deployments.values() if not d.wildcard
@@ -212,6 +213,8 @@ class RouterCore:
         hints = current_hints()
         if route is not None:
             hints = hints.merged(RouteHints.coerce(route))
+        if self.default_timeout is not None and kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
         request = ChatRequest.from_kwargs(kwargs, hints)
         requested = () if request.model == "auto" else self.resolve(request.model)
         ctx = RouteContext(

@@ -105,6 +105,16 @@ class RetryPolicy:
             return None
         return wait
 
+    def with_stop(self, stop: stop_base) -> RetryPolicy:
+        """The same policy with another stop strategy."""
+        return RetryPolicy(
+            stop,
+            self.wait,
+            max_retry_after=self.max_retry_after,
+            switch_after=self.switch_after,
+            deadline=self.deadline,
+        )
+
     def expired(self, started: float, now: float) -> bool:
         return self.deadline is not None and now - started >= self.deadline
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from openai.types.chat import ChatCompletion
+import httpx2
+from openai.types.chat import ChatCompletion, ParsedChatCompletion
 from pydantic import PrivateAttr
 
 from .usage import FinishReason, Usage
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .ledger import LedgerRow
     from .policy import Decision
 
-__all__ = ["RouteInfo", "RoutedChatCompletion"]
+__all__ = ["RouteInfo", "RoutedChatCompletion", "RoutedParsedChatCompletion"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class RoutedChatCompletion(ChatCompletion):
     """A `ChatCompletion` that also says how it was routed (`.route`)."""
 
     _route: RouteInfo | None = PrivateAttr(default=None)
+    _http_response: httpx2.Response | None = PrivateAttr(default=None)
 
     @property
     def route(self) -> RouteInfo:
@@ -91,5 +93,38 @@ class RoutedChatCompletion(ChatCompletion):
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __repr_args__(self) -> Any:
-        return super().__repr_args__()
+
+ContentT = TypeVar("ContentT")
+
+
+class RoutedParsedChatCompletion(ParsedChatCompletion[ContentT], Generic[ContentT]):
+    """What `chat.completions.parse(...)` returns: the SDK's `ParsedChatCompletion`, plus `.route`."""
+
+    _route: RouteInfo | None = PrivateAttr(default=None)
+    _http_response: httpx2.Response | None = PrivateAttr(default=None)
+
+    @property
+    def route(self) -> RouteInfo:
+        if self._route is None:
+            raise AttributeError("this completion was not produced by a router")
+        return self._route
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChatCompletion):
+            return self.model_dump() == other.model_dump()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def wrap(
+        cls, parsed: ParsedChatCompletion[Any], routed: RoutedChatCompletion
+    ) -> RoutedParsedChatCompletion[Any]:
+        fields = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        result = cls.model_construct(_fields_set=parsed.model_fields_set, **fields)
+        extra = parsed.model_extra
+        if extra:
+            result.__pydantic_extra__ = dict(extra)
+        result._route = routed._route
+        result._http_response = routed._http_response
+        return result

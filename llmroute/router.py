@@ -17,6 +17,7 @@ event loop behind it); the async router never blocks its loop.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,17 +25,19 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from openai.types.chat import ChatCompletionChunk
+from tenacity import stop_after_attempt
 
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .cooldown import Cooldowns
 from .core import RouterCore, new_call_id, outcome_of
 from .engine import Attempt, Call, RetryPolicy, adrive, drive, plan
-from .errors import ProviderError
+from .errors import ConfigurationError, ProviderError
 from .health import Health
 from .ledger import Ledger, LedgerRow
 from .policy import Decision, Policy
 from .providers.base import Completed
 from .request import ChatRequest
+from .resources import AsyncChat, Chat
 from .response import RoutedChatCompletion
 from .stream import AsyncRoutedStream, RoutedStream, _Settle
 from .usage import Usage
@@ -49,6 +52,7 @@ _NO_USAGE = Usage()
 
 class _Base:
     _core: RouterCore
+    chat: Any
 
     def __init__(
         self,
@@ -123,6 +127,22 @@ class _Base:
 
         return cls(**{**env_config(), **overrides})
 
+    def with_options(self, *, timeout: float | None = None, max_retries: int | None = None) -> Self:
+        """A copy of this router with other per-call options, sharing its deployments, ledger,
+        health and cooldowns (the `openai` client's `with_options`). `max_retries` counts retries
+        per target, as the SDK does: `max_retries=0` means one attempt on each target."""
+        clone = copy.copy(self)
+        core = copy.copy(self._core)
+        if max_retries is not None:
+            if max_retries < 0:
+                raise ConfigurationError("max_retries must be >= 0")
+            core.retry = core.retry.with_stop(stop_after_attempt(max_retries + 1))
+        if timeout is not None:
+            core.default_timeout = timeout
+        clone._core = core
+        clone.chat = type(self.chat)(clone)
+        return clone
+
     def __repr__(self) -> str:
         names = ", ".join(self._core.deployments)
         return f"{type(self).__name__}(deployments=[{names}], policy={self._core.policy.name})"
@@ -176,6 +196,7 @@ def _finish(
     completion = done.completion
     if not isinstance(completion, RoutedChatCompletion):
         completion = RoutedChatCompletion.construct(**dict(completion))
+    completion._http_response = done.http_response
     completion._route = core.route_info(
         call_id,
         request,
@@ -202,7 +223,7 @@ class Router(_Base):
 
     def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
         super().__init__(deployments, **kwargs)
-        self.chat = _Chat(self)
+        self.chat = Chat(self)
 
     def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | RoutedStream:
         core = self._core
@@ -266,7 +287,7 @@ class AsyncRouter(_Base):
 
     def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
         super().__init__(deployments, **kwargs)
-        self.chat = _AsyncChat(self)
+        self.chat = AsyncChat(self)
 
     async def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
         core = self._core
@@ -322,35 +343,3 @@ class AsyncRouter(_Base):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-class _Completions:
-    def __init__(self, router: Router) -> None:
-        self._router = router
-
-    def create(self, **kwargs: Any) -> Any:
-        """`openai`'s `chat.completions.create(...)` arguments, plus `route=` hints.
-
-        Returns a `RoutedChatCompletion` (an `openai` `ChatCompletion`), or with `stream=True` a
-        `RoutedStream` of `ChatCompletionChunk`.
-        """
-        return self._router._create(kwargs)
-
-
-class _Chat:
-    def __init__(self, router: Router) -> None:
-        self.completions = _Completions(router)
-
-
-class _AsyncCompletions:
-    def __init__(self, router: AsyncRouter) -> None:
-        self._router = router
-
-    async def create(self, **kwargs: Any) -> Any:
-        """Async `chat.completions.create(...)`; see `Router`."""
-        return await self._router._create(kwargs)
-
-
-class _AsyncChat:
-    def __init__(self, router: AsyncRouter) -> None:
-        self.completions = _AsyncCompletions(router)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 from openai.types.chat import ChatCompletionChunk
 
 from .errors import ProviderError, StreamInterrupted
@@ -145,15 +146,48 @@ class _Settle:
 
 
 def _placeholder_request(target: Any) -> Any:
-    import httpx2
-
     return httpx2.Request(
         "POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions"
     )
 
 
+class _Response:
+    """The streaming attempt's HTTP response; closing it closes the routed stream (so the SDK's
+    stream helpers, which close `stream.response`, still settle the ledger row)."""
+
+    def __init__(self, response: httpx2.Response, stream: RoutedStream | AsyncRoutedStream) -> None:
+        self._response = response
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
+
+    def close(self) -> None:
+        if isinstance(self._stream, RoutedStream):
+            self._stream.close()
+        else:
+            self._response.close()
+
+    async def aclose(self) -> None:
+        if isinstance(self._stream, AsyncRoutedStream):
+            await self._stream.close()
+        else:
+            await self._response.aclose()
+
+
 class _Base:
     _settle: _Settle
+    _chunks: Any
+
+    @property
+    def response(self) -> Any:
+        """The HTTP response of the attempt that is streaming (headers, status) — an
+        `httpx2.Response` proxy whose `close()` closes this stream."""
+        response = self._chunks.response
+        if response is None:
+            return None
+        assert isinstance(self, RoutedStream | AsyncRoutedStream)
+        return _Response(response, self)
 
     @property
     def route(self) -> RouteInfo:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ..usage import FinishReason, Usage
@@ -38,6 +39,8 @@ class Completed:
     served_model: str | None
     request_id: str | None
     headers: Mapping[str, str]
+    http_response: httpx2.Response | None = None
+    """The provider's HTTP response (headers, status), for `with_raw_response`."""
 
 
 class ChunkStream(ABC):
@@ -45,6 +48,8 @@ class ChunkStream(ABC):
 
     request_id: str | None = None
     headers: Mapping[str, str] = {}
+    response: httpx2.Response | None = None
+    """The provider's streaming HTTP response."""
     usage: Usage | None = None
     """The provider's usage report, once its usage chunk has arrived."""
 
@@ -60,6 +65,7 @@ class AsyncChunkStream(ABC):
 
     request_id: str | None = None
     headers: Mapping[str, str] = {}
+    response: httpx2.Response | None = None
     usage: Usage | None = None
 
     @abstractmethod

@@ -190,7 +190,12 @@ class OpenAICompatAdapter(Adapter):
             options["timeout"] = request.timeout
         return body, options
 
-    def decode(self, completion: RoutedChatCompletion, headers: Mapping[str, str]) -> Completed:
+    def decode(
+        self,
+        completion: RoutedChatCompletion,
+        headers: Mapping[str, str],
+        response: httpx2.Response | None = None,
+    ) -> Completed:
         finishes = [normalise_finish(choice.finish_reason, self.dialect) for choice in completion.choices]
         # With n > 1, the worst finish of any choice speaks for the response.
         worst = [f for f in finishes if f is not None and f != "stop"]
@@ -202,6 +207,7 @@ class OpenAICompatAdapter(Adapter):
             served_model=completion.model or None,
             request_id=headers.get("x-request-id"),
             headers=headers,
+            http_response=response,
         )
 
     # -- I/O -----------------------------------------------------------------------------------
@@ -214,7 +220,7 @@ class OpenAICompatAdapter(Adapter):
             completion = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self.decode(completion, raw.headers)
+        return self.decode(completion, raw.headers, raw.http_response)
 
     async def acomplete(self, request: ChatRequest, target: Target) -> Completed:
         body, options = self.encode(request, target, stream=False)
@@ -226,7 +232,7 @@ class OpenAICompatAdapter(Adapter):
             completion = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self.decode(completion, raw.headers)
+        return self.decode(completion, raw.headers, raw.http_response)
 
     def stream(self, request: ChatRequest, target: Target) -> ChunkStream:
         body, options = self.encode(request, target, stream=True)
@@ -325,6 +331,7 @@ class _Chunks(ChunkStream):
     ) -> None:
         self._adapter, self._target, self._stream = adapter, target, stream
         self.headers = headers
+        self.response = stream.response
         self.request_id = headers.get("x-request-id")
         self._hide_usage = hide_usage
 
@@ -357,6 +364,7 @@ class _AsyncChunks(AsyncChunkStream):
     ) -> None:
         self._adapter, self._target, self._stream = adapter, target, stream
         self.headers = headers
+        self.response = stream.response
         self.request_id = headers.get("x-request-id")
         self._hide_usage = hide_usage
 

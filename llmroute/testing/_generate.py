@@ -88,10 +88,23 @@ def text(rng: random.Random, enc: Encoder, n_tokens: int) -> str:
     return "".join(parts)
 
 
-def schema_value(schema: Any, name: str = "") -> Any:
-    """A small deterministic value that satisfies a (simple) JSON schema."""
+def schema_value(schema: Any, name: str = "", root: Any = None, depth: int = 0) -> Any:
+    """A small deterministic value that satisfies a (simple) JSON schema.
+
+    Local references (`{"$ref": "#/$defs/Step"}`, as pydantic writes nested models) are followed
+    against the root schema, to a bounded depth so recursive schemas terminate.
+    """
     if not isinstance(schema, Mapping):
         return "example"
+    root = schema if root is None else root
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, Mapping) else None
+        if depth > 8 or not isinstance(target, Mapping):
+            return None
+        return schema_value(target, name, root, depth + 1)
     if schema.get("enum"):
         return schema["enum"][0]
     if "const" in schema:
@@ -99,7 +112,7 @@ def schema_value(schema: Any, name: str = "") -> Any:
     for combo in ("anyOf", "oneOf", "allOf"):
         options = schema.get(combo)
         if isinstance(options, list) and options:
-            return schema_value(options[0], name)
+            return schema_value(options[0], name, root, depth)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -107,9 +120,9 @@ def schema_value(schema: Any, name: str = "") -> Any:
         props = schema.get("properties")
         if not isinstance(props, Mapping):
             return {}
-        return {key: schema_value(sub, key) for key, sub in props.items()}
+        return {key: schema_value(sub, key, root, depth) for key, sub in props.items()}
     if kind == "array":
-        return [schema_value(schema.get("items"), name)]
+        return [schema_value(schema.get("items"), name, root, depth)]
     if kind == "integer":
         return 3
     if kind == "number":

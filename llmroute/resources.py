@@ -1,0 +1,216 @@
+"""The `chat.completions` surface of the routers, as the OpenAI SDK shapes it.
+
+`create`, `parse` (structured outputs into a pydantic model), `stream` (the SDK's streaming helper
+with its events and `get_final_completion()`), and `with_raw_response` (the provider's headers, then
+`.parse()`). `parse` and `stream` reuse the `openai` SDK's own helpers for schemas, parsing and stream
+events, so they behave exactly as the SDK documents them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import httpx2
+from openai import omit
+
+from .response import RoutedChatCompletion, RoutedParsedChatCompletion
+
+if TYPE_CHECKING:
+    from .router import AsyncRouter, Router
+
+__all__ = ["AsyncChat", "AsyncCompletions", "Chat", "Completions", "RawResponse"]
+
+T = TypeVar("T")
+
+
+def _parse_arguments(kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Turn a pydantic `response_format` into the JSON-schema format and validate the tools, the
+    way the SDK's own `parse()` does. Returns (response_format as given, input tools)."""
+    from openai.lib._parsing import type_to_response_format_param, validate_input_tools
+
+    if kwargs.get("stream"):
+        raise TypeError("parse() does not stream; use stream() for a streamed structured output")
+    response_format = kwargs.get("response_format", omit)
+    tools = validate_input_tools(kwargs.get("tools", omit))
+    if response_format is not omit:
+        kwargs["response_format"] = type_to_response_format_param(response_format)
+    if tools is not omit:
+        kwargs["tools"] = tools
+    kwargs.setdefault("extra_headers", None)
+    kwargs["extra_headers"] = {
+        "X-Stainless-Helper-Method": "chat.completions.parse",
+        **(kwargs["extra_headers"] or {}),
+    }
+    return response_format, tools
+
+
+def _parsed(
+    completion: RoutedChatCompletion, response_format: Any, tools: Any
+) -> RoutedParsedChatCompletion[Any]:
+    from openai.lib._parsing import parse_chat_completion
+
+    parsed = parse_chat_completion(
+        response_format=response_format, chat_completion=completion, input_tools=tools
+    )
+    return RoutedParsedChatCompletion.wrap(parsed, completion)
+
+
+def _stream_request(create: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+    from openai.lib._parsing import type_to_response_format_param
+    from openai.lib._parsing._completions import materialize_input_tools
+
+    response_format = kwargs.pop("response_format", omit)
+    tools = materialize_input_tools(kwargs.pop("tools", omit))
+    if tools is not omit:
+        kwargs["tools"] = tools
+    if response_format is not omit:
+        kwargs["response_format"] = type_to_response_format_param(response_format)
+    kwargs["extra_headers"] = {
+        "X-Stainless-Helper-Method": "chat.completions.stream",
+        **(kwargs.get("extra_headers") or {}),
+    }
+    return partial(create, stream=True, **kwargs), response_format, tools
+
+
+class RawResponse(Generic[T]):
+    """What `with_raw_response.create(...)` returns: the provider's HTTP response, and `.parse()` for
+    the typed object (like the SDK's `LegacyAPIResponse`). For a stream, `.parse()` is the stream."""
+
+    def __init__(self, parsed: T, http_response: httpx2.Response | None) -> None:
+        self._parsed = parsed
+        self.http_response = http_response
+
+    def parse(self) -> T:
+        return self._parsed
+
+    @property
+    def headers(self) -> httpx2.Headers:
+        return self.http_response.headers if self.http_response is not None else httpx2.Headers()
+
+    @property
+    def status_code(self) -> int:
+        return self.http_response.status_code if self.http_response is not None else 200
+
+    @property
+    def request_id(self) -> str | None:
+        headers: Mapping[str, str] = self.headers
+        return headers.get("x-request-id") or headers.get("request-id")
+
+    @property
+    def url(self) -> httpx2.URL | None:
+        return self.http_response.url if self.http_response is not None else None
+
+    @property
+    def elapsed(self) -> dt.timedelta:
+        return self.http_response.elapsed if self.http_response is not None else dt.timedelta(0)
+
+
+def _raw(result: Any) -> RawResponse[Any]:
+    response = getattr(result, "_http_response", None)
+    if response is None:
+        response = getattr(result, "response", None)
+    return RawResponse(result, response)
+
+
+class Completions:
+    """`router.chat.completions`."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    def create(self, **kwargs: Any) -> Any:
+        """`openai`'s `chat.completions.create(...)` arguments, plus `route=` hints.
+
+        Returns a `RoutedChatCompletion` (an `openai` `ChatCompletion`), or with `stream=True` a
+        `RoutedStream` of `ChatCompletionChunk`.
+        """
+        return self._router._create(kwargs)
+
+    def parse(self, **kwargs: Any) -> Any:
+        """Structured output: `response_format=` a pydantic model (or a JSON schema format); returns
+        a `ParsedChatCompletion` whose `choices[0].message.parsed` is an instance of the model.
+        Raises `openai.LengthFinishReasonError` / `ContentFilterFinishReasonError` as the SDK does."""
+        response_format, tools = _parse_arguments(kwargs)
+        completion = self._router._create(kwargs)
+        assert isinstance(completion, RoutedChatCompletion)
+        return _parsed(completion, response_format, tools)
+
+    def stream(self, **kwargs: Any) -> Any:
+        """The SDK's streaming helper: a context manager yielding `content.delta`, `content.done`,
+        tool-call argument events..., with `get_final_completion()`."""
+        from openai.lib.streaming.chat import ChatCompletionStreamManager
+
+        request, response_format, tools = _stream_request(self.create, kwargs)
+        return ChatCompletionStreamManager(request, response_format=response_format, input_tools=tools)
+
+    @property
+    def with_raw_response(self) -> _RawCompletions:
+        return _RawCompletions(self)
+
+
+class _RawCompletions:
+    def __init__(self, completions: Completions) -> None:
+        self._completions = completions
+
+    def create(self, **kwargs: Any) -> RawResponse[Any]:
+        return _raw(self._completions.create(**kwargs))
+
+    def parse(self, **kwargs: Any) -> RawResponse[Any]:
+        return _raw(self._completions.parse(**kwargs))
+
+
+class Chat:
+    """`router.chat`."""
+
+    def __init__(self, router: Router) -> None:
+        self.completions = Completions(router)
+
+
+class AsyncCompletions:
+    """`async_router.chat.completions`."""
+
+    def __init__(self, router: AsyncRouter) -> None:
+        self._router = router
+
+    async def create(self, **kwargs: Any) -> Any:
+        """Async `chat.completions.create(...)`; see `Completions.create`."""
+        return await self._router._create(kwargs)
+
+    async def parse(self, **kwargs: Any) -> Any:
+        """Async structured output; see `Completions.parse`."""
+        response_format, tools = _parse_arguments(kwargs)
+        completion = await self._router._create(kwargs)
+        assert isinstance(completion, RoutedChatCompletion)
+        return _parsed(completion, response_format, tools)
+
+    def stream(self, **kwargs: Any) -> Any:
+        """The SDK's async streaming helper; see `Completions.stream`."""
+        from openai.lib.streaming.chat import AsyncChatCompletionStreamManager
+
+        request, response_format, tools = _stream_request(self.create, kwargs)
+        return AsyncChatCompletionStreamManager(request(), response_format=response_format, input_tools=tools)
+
+    @property
+    def with_raw_response(self) -> _AsyncRawCompletions:
+        return _AsyncRawCompletions(self)
+
+
+class _AsyncRawCompletions:
+    def __init__(self, completions: AsyncCompletions) -> None:
+        self._completions = completions
+
+    async def create(self, **kwargs: Any) -> RawResponse[Any]:
+        return _raw(await self._completions.create(**kwargs))
+
+    async def parse(self, **kwargs: Any) -> RawResponse[Any]:
+        return _raw(await self._completions.parse(**kwargs))
+
+
+class AsyncChat:
+    """`async_router.chat`."""
+
+    def __init__(self, router: AsyncRouter) -> None:
+        self.completions = AsyncCompletions(router)
