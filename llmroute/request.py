@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -224,7 +224,7 @@ class ChatRequest:
             raise InvalidRequest("model", f"expected a non-empty string, got {model!r}")
         raw_messages = kwargs["messages"]
         if isinstance(raw_messages, str | bytes | Mapping) or not isinstance(raw_messages, Sequence):
-            if raw_messages is None or isinstance(raw_messages, str | bytes | Mapping):
+            if isinstance(raw_messages, str | bytes | Mapping) or not isinstance(raw_messages, Iterable):
                 raise InvalidRequest(
                     "messages", f"expected a list of messages, got {type(raw_messages).__name__}"
                 )
@@ -253,6 +253,9 @@ class ChatRequest:
             value = transport.get(key)
             if value is not None and not isinstance(value, Mapping):
                 raise InvalidRequest(key, f"expected a dict, got {type(value).__name__}")
+        for name, header in (transport.get("extra_headers") or {}).items():
+            if not isinstance(name, str) or not name or not isinstance(header, str | sentinels):
+                raise InvalidRequest("extra_headers", f"header {name!r}: names and values must be strings")
         timeout = transport.get("timeout")
         if timeout is not None and not hasattr(timeout, "read"):
             _number("timeout", timeout, 0.0, math.inf)
