@@ -110,6 +110,8 @@ class Deployment:
       default `base_url`, key variable and jurisdiction, each of which can be overridden here.
     - `api_key`: the key, or None to read `api_key_env` (the provider's variable by default) when the
       client is first built. Self-hosted dialects need no key.
+    - `max_in_flight`, `rpm`, `tpm`: client-side limits (calls at once, requests and tokens per
+      minute); the router stays under them instead of discovering them through 429s.
     - `client` / `async_client`: inject ready-made SDK clients (tests, custom transports).
     - `http_client` / `async_http_client`: inject `httpx2` clients the SDK clients should use.
     """
@@ -125,6 +127,9 @@ class Deployment:
     weight: float = 1.0
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
+    max_in_flight: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
     client: Any = None
     async_client: Any = None
     http_client: Any = None
@@ -144,6 +149,10 @@ class Deployment:
             )
         if not (self.weight >= 0):
             raise ConfigurationError(f"deployment {self.name!r}: weight must be >= 0")
+        for limit in ("max_in_flight", "rpm", "tpm"):
+            value = getattr(self, limit)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigurationError(f"deployment {self.name!r}: {limit} must be a positive integer")
 
     def __repr__(self) -> str:
         return (

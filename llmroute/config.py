@@ -62,6 +62,9 @@ _DEPLOYMENT_KEYS = (
     "weight",
     "headers",
     "timeout",
+    "max_in_flight",
+    "rpm",
+    "tpm",
     "tags",
 )
 _RETRY_KEYS = ("attempts", "max_retry_after", "switch_after", "deadline")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
+from .balance import Balancer, LoadTracker, Ticket, WeightedRandom
 from .catalog import (
     Catalog,
     Deployment,
@@ -22,8 +23,9 @@ from .catalog import (
     unpriced_model,
 )
 from .cooldown import Cooldowns
-from .engine import Call, RetryPolicy
+from .engine import Attempt, Call, RetryPolicy, Sleep, plan
 from .errors import ConfigurationError, InvalidRequest, NoRoute, ProviderError, Rejection, UnknownModel
+from .estimate import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 from .health import Health
 from .hinting import RouteHints, current_hints
 from .ledger import Ledger, LedgerRow, Outcome
@@ -54,6 +56,8 @@ class RouterCore:
         retry: RetryPolicy | None = None,
         health: Health | None = None,
         cooldowns: Cooldowns | None = None,
+        balancer: Balancer | None = None,
+        queue_timeout: float = 0.0,
     ) -> None:
         base = catalog if catalog is not None else default_catalog()
         models, providers = tuple(models), tuple(providers)
@@ -76,6 +80,11 @@ class RouterCore:
         self.health = health if health is not None else Health()
         self.cooldowns = cooldowns if cooldowns is not None else Cooldowns()
         self.default_timeout: float | None = None
+        self.balancer = balancer if balancer is not None else WeightedRandom()
+        self.load = LoadTracker()
+        if queue_timeout < 0:
+            raise ConfigurationError("queue_timeout must be >= 0")
+        self.queue_timeout = queue_timeout
         self._providers = {d.name: self._provider_of(d) for d in self.deployments.values()}
         self._concrete: tuple[Target, ...] = tuple(
             self._target(d, self._spec_of(d)) for d in self.deployments.values() if not d.wildcard
@@ -225,7 +234,7 @@ class RouterCore:
             health=self.health,
             ledger=self.ledger,
         )
-        decision = self._skip_cooling(self.policy.decide(ctx))
+        decision = self._balance(self._skip_cooling(self.policy.decide(ctx)))
         for target in decision.targets:
             if request.stream and target.dialect not in _STREAMING_DIALECTS:
                 raise InvalidRequest("stream", f"deployment {target.deployment.name!r} cannot stream")
@@ -244,8 +253,53 @@ class RouterCore:
             raise NoRoute([r for s in decision.steps for r in s.dropped] + list(dropped))
         return Decision(kept, (*decision.steps, step))
 
+    def _balance(self, decision: Decision) -> Decision:
+        """Deployments of one model form a group, kept where the policy ranked the model; the
+        balancer orders each group."""
+        targets = decision.targets
+        if len(targets) < 2:
+            return decision
+        groups: dict[str, list[Target]] = {}
+        for target in targets:
+            groups.setdefault(target.model.id, []).append(target)
+        if len(groups) == len(targets):
+            return decision
+        balancer = self.balancer
+        ordered = tuple(
+            t
+            for group in groups.values()
+            for t in (balancer.order(group, self.load, self.health) if len(group) > 1 else group)
+        )
+        step = Step(balancer.name, tuple((t.name, "") for t in ordered), ())
+        return Decision(ordered, (*decision.steps, step))
+
+    def plan(
+        self, decision: Decision, request: ChatRequest
+    ) -> Generator[Call | Sleep, Attempt[Any] | None, Any]:
+        """The engine's state machine for this call."""
+        return plan(
+            decision.targets,
+            self.retry,
+            available=self.available,
+            admit=self.admitter(request),
+            queue_timeout=self.queue_timeout,
+        )
+
     def available(self, target: Target) -> bool:
         return self.cooldowns.cooling_until(target.name) is None
+
+    def admitter(self, request: ChatRequest) -> Callable[[Target], tuple[Ticket | None, float | None]]:
+        """Admission under client-side limits for this request's attempts (see `LoadTracker`)."""
+        load = self.load
+
+        def admit(target: Target) -> tuple[Ticket | None, float | None]:
+            tokens = 0
+            if target.deployment.tpm is not None:
+                prompt, _ = estimate_prompt_tokens(request, target)
+                tokens = prompt + (request.max_output_tokens or DEFAULT_OUTPUT_TOKENS)
+            return load.admit(target, tokens)
+
+        return admit
 
     def row(
         self,
@@ -262,9 +316,16 @@ class RouterCore:
         served_model: str | None = None,
         request_id: str | None = None,
         decision: Decision | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> LedgerRow:
-        """Record one attempt in the ledger and feed health and the policy."""
+        """Record one attempt in the ledger, release its load ticket, and feed health, cooldowns,
+        headroom and the policy. Every attempt ends here exactly once."""
         target = call.target
+        if call.ticket is not None:
+            self.load.release(call.ticket, usage.total_tokens)
+        if headers is None and error is not None and error.response is not None:
+            headers = error.response.headers
+        self.load.observe_headers(target.deployment.name, headers)
         latency = time.perf_counter() - started
         price = target.model.price
         row = LedgerRow(

@@ -18,13 +18,21 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tenacity import RetryCallState, stop_after_attempt, wait_random_exponential
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .errors import AllTargetsFailed, ContextWindowExceeded, NoRoute, ProviderError, Rejection, Retryability
+from .errors import (
+    AllTargetsFailed,
+    ContextWindowExceeded,
+    NoCapacity,
+    NoRoute,
+    ProviderError,
+    Rejection,
+    Retryability,
+)
 from .policy import Target
 
 __all__ = ["Attempt", "Call", "RetryPolicy", "Sleep", "adrive", "drive", "plan"]
@@ -39,6 +47,8 @@ class Call:
     target: Target
     number: int
     try_on_target: int
+    ticket: Any = None
+    """The load tracker's reservation for this attempt, if client-side limits are in force."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +132,18 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(stop=stop_after_attempt(1))
 
 
+POLL_S = 0.01
+"""How often a call waiting for a deployment's in-flight slot looks again (rate windows say exactly
+when they free up; a finishing call does not)."""
+
+
 def plan(
     targets: Sequence[Target],
     retry: RetryPolicy,
     clock: Callable[[], float] = time.monotonic,
     available: Callable[[Target], bool] | None = None,
+    admit: Callable[[Target], tuple[Any, float | None]] | None = None,
+    queue_timeout: float = 0.0,
 ) -> Generator[Call | Sleep, Attempt[T] | None, T]:
     """The state machine for one call over ranked targets.
 
@@ -137,22 +154,52 @@ def plan(
       truncation settings want replaced, e.g. a content-filtered one): the next target is tried,
       and if none is left the last such result is returned.
     - `available(target)` is asked before each attempt; targets cooling down are skipped.
+    - `admit(target)` reserves room at a deployment under its client-side limits: `(ticket, None)`
+      when admitted, else `(None, seconds until room or None)`. A deployment without room is passed
+      over for a later one of the same model that has room; if none has, the call waits (yielding
+      `Sleep`) up to `queue_timeout`, then moves on. The ticket rides on the `Call`.
     - After a context-window error, targets whose window is not larger are skipped.
     """
     errors: list[ProviderError] = []
+    full: list[Rejection] = []
     started = clock()
     number = 0
     fallback_result: T | None = None
     min_window = 0
-    for index, target in enumerate(targets):
+    pending = list(targets)
+    while pending:
+        target = pending.pop(0)
         window = target.model.context_window
         if min_window and window is not None and window <= min_window:
             continue
         tries = 0
         while available is None or available(target):
+            ticket: Any = None
+            if admit is not None:
+                waited = 0.0
+                while True:
+                    ticket, wait = admit(target)
+                    if ticket is not None:
+                        break
+                    for i, other in enumerate(pending):  # a sibling deployment with room now?
+                        if other.model.id == target.model.id:
+                            ticket, _ = admit(other)
+                            if ticket is not None:
+                                pending[i], target = target, other
+                                break
+                    if ticket is not None:
+                        break
+                    pause = POLL_S if wait is None else wait
+                    if waited + pause > queue_timeout:
+                        break
+                    yield Sleep(pause)
+                    waited += pause
+                if ticket is None:
+                    full.append(Rejection(target.name, "limits", "at its rate or concurrency limits"))
+                    break
             tries += 1
             number += 1
-            outcome = yield Call(target, number, tries)
+            outcome = yield Call(target, number, tries, ticket)
             assert outcome is not None, "drivers send an Attempt after every Call"
             if outcome.error is None:
                 return outcome.result  # type: ignore[return-value]
@@ -165,8 +212,7 @@ def plan(
                 raise error
             if isinstance(error, ContextWindowExceeded):
                 min_window = max(min_window, window or 0)
-            more = index + 1 < len(targets)
-            wait = retry.next_wait(tries, error, started, clock(), more)
+            wait = retry.next_wait(tries, error, started, clock(), bool(pending))
             if wait is None:
                 break
             yield Sleep(wait)
@@ -175,7 +221,9 @@ def plan(
     if fallback_result is not None:
         return fallback_result
     if not errors:
-        raise NoRoute([Rejection(t.name, "cooldown", "cooling down") for t in targets])
+        if full:
+            raise NoCapacity(full)
+        raise NoRoute([Rejection(t.name, "Cooldown", "cooling down") for t in targets])
     if len(errors) == 1:
         raise errors[0]
     raise AllTargetsFailed.of(errors)

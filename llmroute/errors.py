@@ -8,6 +8,7 @@ Exception
     ├── InvalidRequest (ValueError, TypeError)  bad call arguments, raised before any network call
     │   └── UnknownModel (LookupError)          model= names nothing known; lists what is known
     ├── NoRoute                                 the policy removed every candidate; names each gate
+    │   └── NoCapacity                          every deployment stayed at its rate/concurrency limits
     ├── BudgetExceeded                          a hard budget would be crossed
     └── ProviderError (openai.APIError)         one attempt at one deployment failed
         ├── ProviderStatusError (openai.APIStatusError)
@@ -61,6 +62,7 @@ __all__ = [
     "LLMRouteError",
     "MissingAPIKey",
     "ModelNotFound",
+    "NoCapacity",
     "NoRoute",
     "Overloaded",
     "PaymentRequired",
@@ -154,6 +156,10 @@ class NoRoute(LLMRouteError):
         lines = "; ".join(f"{r.deployment}: removed by {r.policy} ({r.reason})" for r in rejections)
         super().__init__(f"no deployment may serve this request: {lines or 'no candidates'}")
         self.rejections = tuple(rejections)
+
+
+class NoCapacity(NoRoute):
+    """Every candidate deployment stayed at its client-side limits for the whole queue timeout."""
 
 
 class BudgetExceeded(LLMRouteError):

@@ -254,7 +254,7 @@ class ChatRequest:
             if value is not None and not isinstance(value, Mapping):
                 raise InvalidRequest(key, f"expected a dict, got {type(value).__name__}")
         for name, header in (transport.get("extra_headers") or {}).items():
-            if not isinstance(name, str) or not name or not isinstance(header, str | sentinels):
+            if not isinstance(name, str) or not name or not isinstance(header, (str, *sentinels)):
                 raise InvalidRequest("extra_headers", f"header {name!r}: names and values must be strings")
         timeout = transport.get("timeout")
         if timeout is not None and not hasattr(timeout, "read"):

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Self
 from openai.types.chat import ChatCompletionChunk
 from tenacity import stop_after_attempt
 
+from .balance import Balancer
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .cooldown import Cooldowns
 from .core import RouterCore, new_call_id, outcome_of
-from .engine import Attempt, Call, RetryPolicy, adrive, drive, plan
+from .engine import Attempt, Call, RetryPolicy, adrive, drive
 from .errors import ConfigurationError, ProviderError
 from .health import Health
 from .ledger import Ledger, LedgerRow
@@ -67,6 +68,8 @@ class _Base:
         retry: RetryPolicy | None = None,
         health: Health | None = None,
         cooldowns: Cooldowns | None = None,
+        balancer: Balancer | None = None,
+        queue_timeout: float = 0.0,
     ) -> None:
         """Build a router.
 
@@ -78,6 +81,9 @@ class _Base:
         - `ledger`: where attempts are recorded (share one between routers to pool spend).
         - `retry`: retry strategy per target (default: 3 attempts, jittered backoff, Retry-After).
         - `cooldowns`: when failing deployments are rested (default: `Cooldowns()`).
+        - `balancer`: orders deployments of the same model (default: `WeightedRandom()`).
+        - `queue_timeout`: seconds a call may wait for room when every deployment of a model is at
+          its client-side limits (`max_in_flight`, `rpm`, `tpm`) before moving on (default 0).
         """
         self._core = RouterCore(
             deployments,
@@ -90,6 +96,8 @@ class _Base:
             retry=retry,
             health=health,
             cooldowns=cooldowns,
+            balancer=balancer,
+            queue_timeout=queue_timeout,
         )
 
     @property
@@ -182,6 +190,7 @@ def _answered(
         served_model=done.served_model,
         request_id=done.request_id,
         decision=decision,
+        headers=done.headers,
     )
 
 
@@ -265,8 +274,9 @@ class Router(_Base):
             return Attempt(result=RoutedStream(settle, chunks, rest, head))
 
         if request.stream:
-            return drive(plan(decision.targets, core.retry, available=core.available), open_stream)
-        done = drive(plan(decision.targets, core.retry, available=core.available), complete)
+            stream: RoutedStream = drive(core.plan(decision, request), open_stream)
+            return stream
+        done = drive(core.plan(decision, request), complete)
         return _finish(core, call_id, request, decision, rows, done)
 
     def close(self) -> None:
@@ -329,8 +339,9 @@ class AsyncRouter(_Base):
             return Attempt(result=AsyncRoutedStream(settle, chunks, rest, head))
 
         if request.stream:
-            return await adrive(plan(decision.targets, core.retry, available=core.available), open_stream)
-        done = await adrive(plan(decision.targets, core.retry, available=core.available), complete)
+            astream: AsyncRoutedStream = await adrive(core.plan(decision, request), open_stream)
+            return astream
+        done = await adrive(core.plan(decision, request), complete)
         return _finish(core, call_id, request, decision, rows, done)
 
     async def close(self) -> None:
