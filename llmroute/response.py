@@ -74,47 +74,40 @@ def call_cost(rows: tuple[LedgerRow, ...]) -> Decimal | None:
     return total
 
 
-class RoutedChatCompletion(ChatCompletion):
+class _Routed:
+    """`.route`, and equality by content with any `ChatCompletion` (routing info is not content)."""
+
+    _route: RouteInfo | None
+
+    @property
+    def route(self) -> RouteInfo:
+        if self._route is None:
+            raise AttributeError("this completion was not produced by a router")
+        return self._route
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChatCompletion) and isinstance(self, ChatCompletion):
+            return self.model_dump() == other.model_dump()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RoutedChatCompletion(_Routed, ChatCompletion):
     """A `ChatCompletion` that also says how it was routed (`.route`)."""
 
     _route: RouteInfo | None = PrivateAttr(default=None)
     _http_response: httpx2.Response | None = PrivateAttr(default=None)
 
-    @property
-    def route(self) -> RouteInfo:
-        if self._route is None:
-            raise AttributeError("this completion was not produced by a router")
-        return self._route
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ChatCompletion):
-            return self.model_dump() == other.model_dump()
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 ContentT = TypeVar("ContentT")
 
 
-class RoutedParsedChatCompletion(ParsedChatCompletion[ContentT], Generic[ContentT]):
+class RoutedParsedChatCompletion(_Routed, ParsedChatCompletion[ContentT], Generic[ContentT]):
     """What `chat.completions.parse(...)` returns: the SDK's `ParsedChatCompletion`, plus `.route`."""
 
     _route: RouteInfo | None = PrivateAttr(default=None)
     _http_response: httpx2.Response | None = PrivateAttr(default=None)
-
-    @property
-    def route(self) -> RouteInfo:
-        if self._route is None:
-            raise AttributeError("this completion was not produced by a router")
-        return self._route
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ChatCompletion):
-            return self.model_dump() == other.model_dump()
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def wrap(
