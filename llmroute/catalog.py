@@ -99,7 +99,7 @@ class ModelSpec:
         yield from self.aliases
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class Deployment:
     """A model served at a concrete endpoint with its credentials.
 

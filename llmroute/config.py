@@ -2,7 +2,7 @@
 
 ```toml
 [router]
-policy = "requested"                 # a built-in policy by name
+policy = "requested"                 # a built-in policy by name, or [[router.policy]] tables (below)
 fallbacks = ["deepseek-v3.2"]        # tried in order after the requested model
 
 [router.retry]
@@ -70,11 +70,19 @@ _DEPLOYMENT_KEYS = (
 _RETRY_KEYS = ("attempts", "max_retry_after", "switch_after", "deadline")
 
 
-def _policy(name: Any, fallbacks: list[str]) -> Policy:
-    policies: dict[str, type[Policy]] = {"requested": Requested}
-    if name not in policies:
-        raise ConfigurationError(f"router.policy: unknown policy {name!r}; known: {sorted(policies)}")
-    return Requested(fallbacks)
+def _policy(spec: Any, fallbacks: list[str]) -> Policy:
+    """`policy = "requested"`, a name with the router's fallbacks; or `[[router.policy]]` tables
+    (`name` plus the policy's options) composed in order. See `llmroute.policies.from_spec`."""
+    from .policies import from_spec
+
+    if spec == "requested" or spec is None:
+        return Requested(fallbacks)
+    try:
+        return from_spec(spec)
+    except ConfigurationError as e:
+        raise ConfigurationError(f"router.policy: {e}") from e
+    except TypeError as e:
+        raise ConfigurationError(f"router.policy: bad options: {e}") from e
 
 
 def _retry(where: str, row: Mapping[str, Any]) -> RetryPolicy:

@@ -226,15 +226,19 @@ class RouterCore:
             kwargs["timeout"] = self.default_timeout
         request = ChatRequest.from_kwargs(kwargs, hints)
         requested = () if request.model == "auto" else self.resolve(request.model)
+        candidates, balanced = self._balanced(self.candidates(requested))
         ctx = RouteContext(
             request=request,
             hints=hints,
-            candidates=self.candidates(requested),
+            candidates=candidates,
             requested=requested,
             health=self.health,
             ledger=self.ledger,
         )
-        decision = self._balance(self._skip_cooling(self.policy.decide(ctx)))
+        decision = self.policy.decide(ctx)
+        if balanced is not None:
+            decision = Decision(decision.targets, (balanced, *decision.steps))
+        decision = self._skip_cooling(decision)
         for target in decision.targets:
             if request.stream and target.dialect not in _STREAMING_DIALECTS:
                 raise InvalidRequest("stream", f"deployment {target.deployment.name!r} cannot stream")
@@ -253,25 +257,23 @@ class RouterCore:
             raise NoRoute([r for s in decision.steps for r in s.dropped] + list(dropped))
         return Decision(kept, (*decision.steps, step))
 
-    def _balance(self, decision: Decision) -> Decision:
-        """Deployments of one model form a group, kept where the policy ranked the model; the
-        balancer orders each group."""
-        targets = decision.targets
-        if len(targets) < 2:
-            return decision
+    def _balanced(self, candidates: tuple[Target, ...]) -> tuple[tuple[Target, ...], Step | None]:
+        """The balancer orders the deployments of each model among the candidates, in the slots
+        those deployments already hold. It runs before the policy, whose preferences are stable: a
+        policy that does not tell two deployments of a model apart keeps the balancer's order; one
+        that does (cache affinity, `Prefer("a-deployment")`) overrides it."""
         groups: dict[str, list[Target]] = {}
-        for target in targets:
+        for target in candidates:
             groups.setdefault(target.model.id, []).append(target)
-        if len(groups) == len(targets):
-            return decision
+        if len(groups) == len(candidates):
+            return candidates, None
         balancer = self.balancer
-        ordered = tuple(
-            t
-            for group in groups.values()
-            for t in (balancer.order(group, self.load, self.health) if len(group) > 1 else group)
-        )
-        step = Step(balancer.name, tuple((t.name, "") for t in ordered), ())
-        return Decision(ordered, (*decision.steps, step))
+        ordered = {
+            model: iter(balancer.order(group, self.load, self.health) if len(group) > 1 else group)
+            for model, group in groups.items()
+        }
+        result = tuple(next(ordered[t.model.id]) for t in candidates)
+        return result, Step(balancer.name, tuple((t.name, "") for t in result), ())
 
     def plan(
         self, decision: Decision, request: ChatRequest
@@ -409,9 +411,9 @@ def new_call_id() -> str:
 def _make_adapter(deployment: Deployment, provider: ProviderSpec) -> Adapter:
     dialect = deployment.dialect or provider.dialect
     if dialect == "anthropic":
-        raise ConfigurationError(
-            f"deployment {deployment.name!r}: the Anthropic adapter is not available in this version"
-        )
+        from .providers.anthropic import AnthropicAdapter
+
+        return AnthropicAdapter(deployment, provider)
     from .providers.openai_compat import OpenAICompatAdapter
 
     return OpenAICompatAdapter(deployment, provider)

@@ -190,6 +190,9 @@ class ChatRequest:
             needs.add("streaming")
         if self.body.get("tools") or self.body.get("functions"):
             needs.add("tools")
+        effort = self.body.get("reasoning_effort")
+        if effort is not None and effort != "none":
+            needs.add("reasoning")
         fmt = self.body.get("response_format")
         if isinstance(fmt, Mapping):
             if fmt.get("type") == "json_schema":

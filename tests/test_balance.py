@@ -50,7 +50,7 @@ def test_balancer_only_reorders_within_a_model(emu: Emulator) -> None:
     router = llmroute.Router(replicas(emu), models=[MODEL], balancer=WeightedRandom(seed=1))
     reply = router.chat.completions.create(model="m", messages=USER)
     assert {t.name for t in reply.route.decision.targets} == {"r1", "r2", "r3"}
-    assert reply.route.decision.steps[-1].policy == "WeightedRandom"
+    assert reply.route.decision.steps[0].policy == "WeightedRandom"
 
 
 def test_rpm_limit_is_never_exceeded(emu: Emulator) -> None:

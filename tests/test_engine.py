@@ -52,8 +52,9 @@ def run(
 
 
 def test_first_success_returns() -> None:
-    actions, result = run([target("a"), target("b")], ["ok"], RetryPolicy())
-    assert result == "ok" and actions == [Call(target("a"), 1, 1)]
+    a = target("a")
+    actions, result = run([a, target("b")], ["ok"], RetryPolicy())
+    assert result == "ok" and actions == [Call(a, 1, 1)]
 
 
 def test_retry_waits_at_least_retry_after() -> None:
