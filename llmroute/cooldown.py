@@ -135,7 +135,7 @@ class Cooldowns:
             wait = error.retry_after if error.retry_after is not None else self.rate_limit_s
             self._extend(state, now + wait, f"{reason}, provider asked {wait:g}s")
         elif state.consecutive >= self.failures or self._rate_exceeded(state, now):
-            period = min(self.max_s, self.base_s * (2**state.streak))
+            period = min(self.max_s, self.base_s * 2.0 ** min(state.streak, 32))
             self._extend(state, now + period, f"{state.consecutive} failures in a row, last {reason}")
 
     def _rate_exceeded(self, state: CooldownState, now: float) -> bool:
