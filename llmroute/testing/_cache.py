@@ -16,16 +16,26 @@ Rules, in one place:
 - ``SlotCache``: llama.cpp's single slot per model: cached = common prefix with the previous
   request (any length).
 - Entries expire ``ttl`` seconds after their last use (``None``: never); a hit refreshes them.
+- ``BreakpointCache`` (Anthropic, explicit ``cache_control``): a prompt is a list of blocks (tools,
+  system, messages, in that order: a change invalidates its block and everything after it) and
+  prefixes are written only at the request's breakpoints, each with its TTL (5m or 1h). A lookup
+  walks back from each breakpoint at most ``LOOKBACK`` blocks for a prefix written before: the
+  longest hit is read; the tokens from there to the last breakpoint are written (those up to the
+  last 1h breakpoint at the 1h TTL, the rest at 5m); the rest of the prompt is plain input.
+  Breakpoints whose prefix is shorter than ``min_tokens`` are silently not cached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
-__all__ = ["BlockCache", "PrefixCache", "SlotCache"]
+__all__ = ["BlockCache", "BreakpointCache", "PrefixCache", "SlotCache"]
 
 MAX_ENTRIES = 262_144
 """Blocks kept per cache before the least recently used are dropped."""
+LOOKBACK = 20
+"""Blocks a breakpoint looks back for an earlier cache entry (Anthropic)."""
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
 class PrefixCache:
@@ -104,6 +114,58 @@ class SlotCache(PrefixCache):
 
     def clear(self) -> None:
         self._slots.clear()
+
+
+class BreakpointCache(PrefixCache):
+    """Anthropic: prefixes written at explicit breakpoints, each with its own TTL."""
+
+    def __init__(self, min_tokens: int, clock: Callable[[], float]) -> None:
+        self.min_tokens = min_tokens
+        self._clock = clock
+        self._entries: dict[Hashable, tuple[float, float]] = {}  # prefix -> (last use, ttl seconds)
+
+    def lookup_store(self, key: Hashable, seq: Sequence[int], ttl: float | None) -> int:
+        raise TypeError("BreakpointCache caches at breakpoints: use lookup_write")
+
+    def lookup_write(
+        self, prefixes: Sequence[Hashable], ends: Sequence[int], breakpoints: Mapping[int, str]
+    ) -> tuple[int, int, int]:
+        """``(read, written, written_1h)`` tokens for a prompt whose block ``i`` ends at token
+        ``ends[i]`` and whose prefix through block ``i`` is identified by ``prefixes[i]``;
+        ``breakpoints`` maps block indexes to TTL labels. Then remembers what was written."""
+        now = self._clock()
+        entries = self._entries
+        marks = sorted(breakpoints)
+        read, hit = 0, None
+        for mark in marks:
+            for i in range(mark, max(mark - LOOKBACK, -1), -1):
+                entry = entries.get(prefixes[i])
+                if entry is not None and now - entry[0] <= entry[1]:
+                    if ends[i] > read:
+                        read, hit = ends[i], prefixes[i]
+                    break
+        if hit is not None:
+            entries[hit] = (now, entries[hit][1])  # a hit refreshes the entry's TTL
+        written = written_1h = 0
+        for mark in marks:
+            end = ends[mark]
+            if end < self.min_tokens or end <= read:
+                continue
+            ttl = TTL_SECONDS.get(breakpoints[mark], TTL_SECONDS["5m"])
+            old = entries.pop(prefixes[mark], None)
+            if old is not None and now - old[0] <= old[1]:
+                ttl = max(ttl, old[1])
+            entries[prefixes[mark]] = (now, ttl)
+            written = end - read
+            if breakpoints[mark] == "1h":
+                written_1h = written
+        if len(entries) > MAX_ENTRIES:
+            for old_key in list(entries)[: len(entries) - MAX_ENTRIES]:
+                del entries[old_key]
+        return read, written, written_1h
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:

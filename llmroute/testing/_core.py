@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from llmroute.tokens import Encoder, encoder_for, prompt_segments
 
 from . import _generate as gen
-from ._cache import BlockCache, PrefixCache, SlotCache
+from ._anthropic import AnthropicWire
+from ._cache import BlockCache, BreakpointCache, PrefixCache, SlotCache
 from ._chat import ChatWire
-from ._engine import ApiError, CacheRule, Job, Outcome, Result, Wire, default_reply, generate
+from ._engine import ApiError, CacheRule, HeaderWire, Job, Outcome, Result, Wire, default_reply, generate
 from ._faults import Fault, FaultSchedule
 from ._types import ZERO, Bill, BillLine, ModelConfig, ReplyContext, ReplyFn, RequestRecord
 
@@ -30,15 +31,29 @@ __all__ = ["Emulator"]
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _NO_CONFIG = ModelConfig()
+_REQUEST_ID_HEADER = {"anthropic": "request-id"}
+"""provider -> the header carrying the request id (default ``x-request-id``)."""
+_SDK_ADDS_V1 = frozenset({"anthropic"})
+"""Providers whose SDK appends ``/v1/...`` to its base URL itself (the ``anthropic`` SDK does)."""
+
+
+def _presented_key(provider: str, headers: Mapping[str, str]) -> str | None:
+    """The API key a request carries: Anthropic's ``x-api-key`` (which wins, as at the real API),
+    else an ``Authorization: Bearer`` key (what ``openai`` and ``anthropic`` 2.x SDKs send)."""
+    if provider == "anthropic" and "x-api-key" in headers:
+        return headers["x-api-key"]
+    auth = headers.get("authorization")
+    return auth[7:] if auth is not None and auth.startswith("Bearer ") else None
 
 
 class Emulator:
     """A fake LLM provider that speaks the real wire formats, in-process or on a local socket.
 
     Paths are ``/{provider}/v1/chat/completions`` (``/v1`` optional) for the providers ``openai``,
-    ``deepseek``, ``vllm``, ``ollama`` and ``llamacpp``; each answers in its own dialect (usage
-    fields, reasoning fields, cache rules, error shapes). Everything is deterministic given
-    ``seed``: the same request gets the same answer.
+    ``deepseek``, ``vllm``, ``ollama`` and ``llamacpp``, and ``/anthropic/v1/messages`` (Anthropic's
+    Messages API, see ``_anthropic``); each answers in its own dialect (usage fields, reasoning
+    fields, cache rules, error shapes). Everything is deterministic given ``seed``: the same request
+    gets the same answer.
 
     Token counts agree with :mod:`llmroute.tokens`: ``prompt_tokens`` equals
     ``count_messages(messages, model, tools=tools).tokens`` and the output tokens equal
@@ -69,7 +84,8 @@ class Emulator:
         self.simulate_latency = simulate_latency
         self.encoding = encoding
         self.api_keys: dict[str, str] = {}
-        """provider -> the one API key it accepts; other bearer keys get a 401 (unset: any key)."""
+        """provider -> the one API key it accepts; other keys get a 401 (unset: any key). Keys come as
+        ``Authorization: Bearer``; Anthropic's ``x-api-key`` also counts (and wins)."""
         self.models: dict[str, Collection[str]] = {}
         """provider -> the model names it serves; others get a 404 ``model_not_found`` (unset: any)."""
         self.bill = Bill()
@@ -86,12 +102,16 @@ class Emulator:
         self._wires: dict[str, Wire] = dict.fromkeys(
             ("openai", "deepseek", "vllm", "ollama", "llamacpp"), chat
         )
+        self._wires["anthropic"] = AnthropicWire()
         self._transport: EmulatorTransport | None = None
 
     # ------------------------------------------------------------------ clients
 
     def base_url(self, provider: str) -> str:
-        """Base URL for the in-process transport, e.g. ``http://emulator.invalid/openai/v1``."""
+        """Base URL for the in-process transport, e.g. ``http://emulator.invalid/openai/v1``, and
+        ``http://emulator.invalid/anthropic`` for Anthropic (its SDK appends ``/v1/messages``)."""
+        if provider in _SDK_ADDS_V1:
+            return f"http://emulator.invalid/{provider}"
         return f"http://emulator.invalid/{provider}/v1"
 
     @property
@@ -216,7 +236,8 @@ class Emulator:
         with self._lock:
             request_id = f"req_{self._ids.getrandbits(128):032x}"
             outcome = self._handle(method, path, headers, body, request_id)
-        outcome.headers.append(("x-request-id", request_id))
+        provider = path.split("?", 1)[0].strip("/").split("/", 1)[0]
+        outcome.headers.append((_REQUEST_ID_HEADER.get(provider, "x-request-id"), request_id))
         return outcome
 
     def _handle(
@@ -228,7 +249,7 @@ class Emulator:
             rest = rest[1:]
         endpoint = "/".join(rest)
         wire = self._wires.get(provider)
-        authorized = "authorization" in headers
+        authorized = "authorization" in headers or (provider == "anthropic" and "x-api-key" in headers)
         record = _Recorder(self, provider, path, request_id, authorized, raw)
         if wire is None or endpoint not in wire.endpoints:
             err = ApiError(404, f"Invalid URL ({method} {path})")
@@ -238,11 +259,14 @@ class Emulator:
                 wire.render_error(provider, ApiError(405, f"Method {method} not allowed.")), None
             )
         key = self.api_keys.get(provider)
-        if key is not None and headers.get("authorization") != f"Bearer {key}":
+        if key is not None and _presented_key(provider, headers) != key:
             return record.done(
                 wire.render_error(provider, wire.fault_error(provider, Fault.auth(), "")), None
             )
-        job = wire.parse(provider, raw)
+        if isinstance(wire, HeaderWire):
+            job = wire.parse_request(provider, headers, raw)
+        else:
+            job = wire.parse(provider, raw)
         if isinstance(job, ApiError):
             return record.done(wire.render_error(provider, job), None)
         record.job = job
@@ -283,13 +307,18 @@ class Emulator:
         provider, model = job.provider, job.model
         cfg = self.model_config(provider, model)
         enc = encoder_for(model, self.encoding)
-        segments = prompt_segments(job.messages, job.tools)
-        count = enc.count
-        prompt_tokens = 0
-        for seg in segments:
-            prompt_tokens += seg if isinstance(seg, int) else count(seg)
-        cached = self._cached(wire, job, cfg, enc, segments, prompt_tokens)
-        prompt_text = "\x1e".join(s for s in segments if isinstance(s, str))
+        written = written_1h = 0
+        if job.prompt is not None:
+            prompt_tokens, cached, written, written_1h = self._explicit(job, cfg, enc)
+            prompt_text = job.prompt.text
+        else:
+            segments = prompt_segments(job.messages, job.tools)
+            count = enc.count
+            prompt_tokens = 0
+            for seg in segments:
+                prompt_tokens += seg if isinstance(seg, int) else count(seg)
+            cached = self._cached(wire, job, cfg, enc, segments, prompt_tokens)
+            prompt_text = "\x1e".join(s for s in segments if isinstance(s, str))
         rng = gen.rng_for(self.seed, model, prompt_text)
         reply = None
         if self._reply is not None:
@@ -303,6 +332,8 @@ class Emulator:
         result = generate(job, reply, enc=enc, rng=rng, reasoning=mode, fault=fault)
         result.prompt_tokens = prompt_tokens
         result.cached_tokens = wire.reported_cached(provider, cached)
+        result.cache_write_tokens = written
+        result.cache_write_1h_tokens = written_1h
         result.response_id = "chatcmpl-" + "".join(self._ids.choices(_ALNUM, k=29))
         result.created = int(time.time())
         result.model = cfg.served_model or model
@@ -313,7 +344,7 @@ class Emulator:
         self, wire: Wire, job: Job, cfg: ModelConfig, enc: Encoder, segments: list[str | int], n: int
     ) -> int:
         rule = wire.cache_rule(job.provider)
-        if rule.kind == "none":
+        if rule.kind in ("none", "breakpoint"):  # breakpoint caches come with Job.prompt: see _explicit
             return 0
         if rule.kind == "block" and cfg.cache_min_tokens is not None:
             rule = CacheRule("block", rule.block, cfg.cache_min_tokens)
@@ -336,6 +367,31 @@ class Emulator:
             else:
                 seq.extend(tokens(seg))
         return cache.lookup_store((job.model, *job.cache_extra), seq, cfg.cache_ttl)
+
+    def _explicit(self, job: Job, cfg: ModelConfig, enc: Encoder) -> tuple[int, int, int, int]:
+        """``(prompt, read, written, written_1h)`` tokens of a prompt cached at explicit breakpoints."""
+        prompt = job.prompt
+        assert prompt is not None
+        count = enc.count
+        total = 0
+        ends: list[int] = []
+        prefixes: list[int] = []
+        h = hash((job.model, *job.cache_extra))
+        for key, segments in prompt.blocks:
+            for seg in segments:
+                total += seg if isinstance(seg, int) else count(seg)
+            h = hash((h, key))
+            ends.append(total)
+            prefixes.append(h)
+        if not prompt.breakpoints:
+            return total + prompt.tail, 0, 0, 0
+        cache_key = (job.provider, job.model)
+        cache = self._caches.get(cache_key)
+        if not isinstance(cache, BreakpointCache):
+            minimum = cfg.cache_min_tokens if cfg.cache_min_tokens is not None else prompt.min_tokens
+            cache = self._caches[cache_key] = BreakpointCache(minimum, self._clock)
+        read, written, written_1h = cache.lookup_write(prefixes, ends, prompt.breakpoints)
+        return total + prompt.tail, read, written, written_1h
 
 
 class _Recorder:

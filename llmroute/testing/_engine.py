@@ -6,13 +6,15 @@ be added beside it) parses a request body into a :class:`Job`, the emulator runs
 an :class:`Outcome`: the bytes to send, or an instruction to time out, reset or cut the stream.
 Transports (in-process and socket) only ever see outcomes, so no logic is written twice.
 
-Adding a format (e.g. ``POST /anthropic/v1/messages``): write a module with a class implementing
-:class:`Wire` (``parse`` the body into a :class:`Job` with messages in OpenAI form, ``render`` a
-:class:`Result` in the new format and its own usage fields, ``render_error``, ``fault_error``,
-``cache_rule``, ``default_reasoning``), and map the provider name to an instance in
-``Emulator.__init__`` (``self._wires``). Faults, generation, token counting, caching, billing and
-both transports are reused as they are; an explicit-breakpoint cache (Anthropic) would add a
-:class:`CacheRule` kind and its store in ``_cache``.
+Adding a format (as ``_anthropic`` does for ``POST /anthropic/v1/messages``): write a module with a
+class implementing :class:`Wire` (``parse`` the body into a :class:`Job` with messages in OpenAI
+form, ``render`` a :class:`Result` in the new format and its own usage fields, ``render_error``,
+``fault_error``, ``cache_rule``, ``default_reasoning``), and map the provider name to an instance in
+``Emulator.__init__`` (``self._wires``). A wire whose parsing depends on request headers also
+implements :class:`HeaderWire`. Faults, generation, token counting, caching, billing and both
+transports are reused as they are. A prompt cached by explicit breakpoints (Anthropic
+``cache_control``) comes with its own token layout: the wire sets ``Job.prompt`` to an
+:class:`ExplicitPrompt` and the emulator counts and caches it with ``_cache.BreakpointCache``.
 
 Output accounting: the answer is a list of *units*, one per output token, each tagged with the
 field it belongs to (visible reasoning, content, or a tool call's name / arguments). Token limits
@@ -24,16 +26,28 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from llmroute.tokens import Encoder
+from llmroute.tokens import Encoder, Segment
 
 from . import _generate as gen
 from ._faults import Fault
 from ._types import Reply
 
-__all__ = ["ApiError", "CacheRule", "Job", "Outcome", "Result", "Wire", "default_reply", "generate"]
+__all__ = [
+    "ApiError",
+    "CacheRule",
+    "ExplicitPrompt",
+    "HeaderWire",
+    "Job",
+    "Outcome",
+    "Result",
+    "Wire",
+    "default_reply",
+    "generate",
+]
 
 REASONING = 0
 CONTENT = 1
@@ -47,8 +61,32 @@ _EFFORT: dict[str, tuple[float, float]] = {
     "high": (0.30, 0.80),
     "xhigh": (0.50, 1.00),
 }
-_CUTS: dict[str, str | None] = {"content_filter": "content_filter", "silent_stop": "stop", "stream_cut": None}
+_CUTS: dict[str, str | None] = {
+    "content_filter": "content_filter",
+    "silent_stop": "stop",
+    "stream_cut": None,
+    "stream_error": None,
+}
 _WEATHER = re.compile(r"\bweather\b", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class ExplicitPrompt:
+    """A prompt cached at explicit breakpoints (Anthropic ``cache_control``), in cache order.
+
+    ``blocks`` are ``(key, segments)`` in prefix order (tools, system, messages): ``key`` is the
+    block's identity for the cache (its content, plus whatever else a change of invalidates from
+    there on), ``segments`` its cost in tokens (text to tokenise or fixed overhead counts).
+    ``breakpoints`` maps a block index to the TTL label (``"5m"``/``"1h"``) of the breakpoint on
+    it. ``tail`` tokens follow the last block and are never cached (reply priming). ``text`` is the
+    prompt's text, which seeds the answer and carries ``[[emulator:tokens=N]]``.
+    """
+
+    blocks: list[tuple[str, list[Segment]]]
+    breakpoints: dict[int, str]
+    min_tokens: int
+    tail: int = 0
+    text: str = ""
 
 
 @dataclass(slots=True)
@@ -71,6 +109,7 @@ class Job:
     reasoning: Literal["hidden", "visible", False] | None = None  # per-request override
     effort: str | None = None
     cache_extra: tuple[Any, ...] = ()  # e.g. prompt_cache_key and response schema: part of the cache key
+    prompt: ExplicitPrompt | None = None  # set by wires whose caching is explicit (Anthropic)
 
 
 @dataclass(slots=True)
@@ -86,12 +125,15 @@ class Result:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, those written with a one-hour TTL
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     response_id: str = ""
     created: int = 0
     model: str = ""
     usage_on_cut: bool = False  # a cut stream still sends its usage chunk (``stream_cut(final_chunk=True)``)
+    stop_sequence: str | None = None  # the stop sequence that ended the answer, if one did
+    stream_error: str | None = None  # ``Fault.stream_error``: the error type sent instead of the rest
 
 
 @dataclass(slots=True)
@@ -130,9 +172,10 @@ class ApiError:
 @dataclass(frozen=True, slots=True)
 class CacheRule:
     """How a provider caches prompt prefixes: ``"block"`` (whole blocks of ``block`` tokens, from
-    ``min_tokens``), ``"slot"`` (llama.cpp: common prefix with the previous request) or ``"none"``."""
+    ``min_tokens``), ``"slot"`` (llama.cpp: common prefix with the previous request), ``"breakpoint"``
+    (Anthropic: only at the request's explicit breakpoints, see ``Job.prompt``) or ``"none"``."""
 
-    kind: Literal["block", "slot", "none"]
+    kind: Literal["block", "slot", "breakpoint", "none"]
     block: int = 1
     min_tokens: int = 0
 
@@ -168,6 +211,15 @@ class Wire(Protocol):
 
     def fault_error(self, provider: str, fault: Fault, model: str) -> ApiError:
         """The error an error fault answers with."""
+        ...
+
+
+@runtime_checkable
+class HeaderWire(Protocol):
+    """A wire that needs the request headers to parse (Anthropic: ``anthropic-version``)."""
+
+    def parse_request(self, provider: str, headers: Mapping[str, str], raw: bytes) -> Job | ApiError:
+        """Parse and validate a request (header names lower-case)."""
         ...
 
 
@@ -248,11 +300,12 @@ def generate(
     count = enc.count
     content = reply.text or ""
     finish = reply.finish_reason
-    stopped = False
+    stopped: str | None = None
     if job.stop and content:
-        hits = [i for i in (content.find(s) for s in job.stop if s) if i >= 0]
+        hits = [(i, s) for i, s in ((content.find(s), s) for s in job.stop if s) if i >= 0]
         if hits:
-            content, stopped = content[: min(hits)], True
+            at, stopped = min(hits)
+            content = content[:at]
 
     calls = []
     for call in reply.tool_calls or []:
@@ -291,12 +344,15 @@ def generate(
     if limit is not None and hidden + len(units) > limit:
         hidden = min(hidden, limit)
         units = units[: limit - hidden]
-        finish = "length"
-    elif stopped:
+        finish, stopped = "length", None
+    elif stopped is not None:
         finish = "stop"
+    stream_error: str | None = None
     if fault is not None and fault.kind in _CUTS:
         units = units[: fault.after_tokens]
-        finish = _CUTS[fault.kind]
+        finish, stopped = _CUTS[fault.kind], None
+        if fault.kind == "stream_error":
+            stream_error = fault.message or "overloaded_error"
     elif finish is None:
         finish = "tool_calls" if calls else "stop"
 
@@ -326,4 +382,6 @@ def generate(
         finish_reason=finish,
         completion_tokens=completion,
         reasoning_tokens=hidden + shown_reasoning,
+        stop_sequence=stopped,
+        stream_error=stream_error,
     )

@@ -22,6 +22,7 @@ FaultKind = Literal[
     "timeout",
     "connection_reset",
     "stream_cut",
+    "stream_error",
     "content_filter",
     "silent_stop",
 ]
@@ -43,8 +44,9 @@ class Fault:
 
     Error faults (``rate_limit``, ``quota``, ``server_error``, ``overloaded``, ``auth``,
     ``payment``, ``bad_request``) answer with that HTTP status in the provider's error format and
-    bill nothing. ``timeout`` and ``connection_reset`` send no response. ``stream_cut`` applies to
-    streaming requests only. ``content_filter`` and ``silent_stop`` answer (and bill) a cut reply.
+    bill nothing. ``timeout`` and ``connection_reset`` send no response. ``stream_cut`` and
+    ``stream_error`` apply to streaming requests only. ``content_filter`` and ``silent_stop`` answer
+    (and bill) a cut reply.
     """
 
     kind: FaultKind
@@ -80,7 +82,8 @@ class Fault:
 
     @classmethod
     def overloaded(cls, status: int = 503, retry_after: float | None = None) -> Fault:
-        """The provider is overloaded: DeepSeek-style 503 (529 is Anthropic's)."""
+        """The provider is overloaded: DeepSeek-style 503. The Anthropic endpoint always answers its
+        own 529 ``overloaded_error``, whatever ``status``."""
         return cls("overloaded", status, retry_after)
 
     @classmethod
@@ -117,6 +120,15 @@ class Fault:
         return cls("stream_cut", after_tokens=after_tokens, final_chunk=final_chunk)
 
     @classmethod
+    def stream_error(cls, after_tokens: int = 5, error_type: str = "overloaded_error") -> Fault:
+        """Streaming only: send ``after_tokens`` visible output tokens, then an error in the middle of
+        the stream. The Anthropic endpoint sends an ``event: error`` of ``error_type`` (which the
+        ``anthropic`` SDK raises as a plain ``APIStatusError`` with status 200) and ends the body;
+        OpenAI-compatible endpoints, which have no such event, cut the stream like ``stream_cut``.
+        Bills like a cut stream: the input and the output sent."""
+        return cls("stream_error", after_tokens=after_tokens, message=error_type)
+
+    @classmethod
     def content_filter(cls, after_tokens: int = 5) -> Fault:
         """The answer stops after ``after_tokens`` tokens with ``finish_reason="content_filter"``."""
         return cls("content_filter", after_tokens=after_tokens)
@@ -132,8 +144,8 @@ class Fault:
         return self.kind in _STATUS
 
     def applies_to(self, stream: bool) -> bool:
-        """Whether this fault can happen to a request (``stream_cut`` needs a stream)."""
-        return stream or self.kind != "stream_cut"
+        """Whether this fault can happen to a request (``stream_cut``/``stream_error`` need a stream)."""
+        return stream or self.kind not in ("stream_cut", "stream_error")
 
     def headers(self, now: float | None = None) -> list[tuple[str, str]]:
         """Retry and rate-limit headers of an error fault (OpenAI's names)."""
@@ -186,9 +198,9 @@ class FaultSchedule:
 
     Scripted faults (:meth:`inject`) go first, in the order they were added: the next ``times``
     matching requests get the fault. Otherwise each rate rule (:meth:`add_rate`) draws from its
-    own seeded generator, so a run is reproducible. A ``stream_cut`` never hits a non-streaming
-    request: a scripted one waits for a streaming request; a rate rule picks among the faults that
-    apply. Thread-safe.
+    own seeded generator, so a run is reproducible. A ``stream_cut`` (or ``stream_error``) never hits
+    a non-streaming request: a scripted one waits for a streaming request; a rate rule picks among
+    the faults that apply. Thread-safe.
     """
 
     def __init__(self) -> None:
