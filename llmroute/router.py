@@ -266,10 +266,10 @@ class Router(_Base):
                     if _has_content(chunk):
                         break
             except ProviderError as e:
-                return Attempt(error=settle.failed_before_content(head, chunks.usage, e))
+                return Attempt(error=settle.failed_before_content(head, chunks, e))
             if not head or not _has_content(head[-1]):
                 chunks.close()
-                return Attempt(error=settle.failed_before_content(head, chunks.usage, None))
+                return Attempt(error=settle.failed_before_content(head, chunks, None))
             settle.ttft = time.perf_counter() - started
             return Attempt(result=RoutedStream(settle, chunks, rest, head))
 
@@ -331,10 +331,10 @@ class AsyncRouter(_Base):
                     if _has_content(chunk):
                         break
             except ProviderError as e:
-                return Attempt(error=settle.failed_before_content(head, chunks.usage, e))
+                return Attempt(error=settle.failed_before_content(head, chunks, e))
             if not head or not _has_content(head[-1]):
                 await chunks.aclose()
-                return Attempt(error=settle.failed_before_content(head, chunks.usage, None))
+                return Attempt(error=settle.failed_before_content(head, chunks, None))
             settle.ttft = time.perf_counter() - started
             return Attempt(result=AsyncRoutedStream(settle, chunks, rest, head))
 

@@ -79,14 +79,21 @@ class _Settle:
         output = tokens.count_text("".join(self.text) + "".join(self.tool_args), model, encoding=encoding)
         return Usage(prompt.tokens, output, estimated=True)
 
-    def finish_row(self, usage: Usage | None, error: ProviderError | None, closed_early: bool) -> None:
+    def finish_row(
+        self, chunks: ChunkStream | AsyncChunkStream, error: ProviderError | None, closed_early: bool
+    ) -> None:
+        """Write the attempt's ledger row once: the provider's usage if it sent it (else counted and
+        flagged), the finish reason the adapter normalised (else the dialect table's)."""
         if self.route is not None:
             return
         from .core import outcome_of
         from .providers.openai_compat import DIALECTS, normalise_finish
 
+        usage = chunks.usage
         dialect = DIALECTS.get(self.call.target.dialect)
-        if self.raw_finish is not None and dialect is not None:
+        if chunks.finish_reason is not None:
+            self.finish = chunks.finish_reason
+        elif self.raw_finish is not None and dialect is not None:
             self.finish = normalise_finish(self.raw_finish, dialect)
         elif self.raw_finish is not None:
             self.finish = "unknown"
@@ -120,14 +127,17 @@ class _Settle:
         )
 
     def failed_before_content(
-        self, head: list[ChatCompletionChunk], usage: Usage | None, cause: ProviderError | None
+        self,
+        head: list[ChatCompletionChunk],
+        chunks: ChunkStream | AsyncChunkStream,
+        cause: ProviderError | None,
     ) -> StreamInterrupted:
         """The stream broke or ended before any content reached the caller: record the attempt
         (the provider may have billed its input) and return the error, so the engine can move on."""
         for chunk in head:
             self.see(chunk)
         error = self.interrupted(cause)
-        self.finish_row(usage, error, closed_early=False)
+        self.finish_row(chunks, error, closed_early=False)
         self.route = None  # not the call's outcome: the engine decides what happens next
         return error
 
@@ -223,9 +233,9 @@ class RoutedStream(_Base):
                 settle.see(chunk)
                 yield chunk
         except ProviderError as e:
-            settle.finish_row(self._chunks.usage, e, closed_early=False)
+            settle.finish_row(self._chunks, e, closed_early=False)
             raise settle.interrupted(e) from e
-        settle.finish_row(self._chunks.usage, None, closed_early=False)
+        settle.finish_row(self._chunks, None, closed_early=False)
         if settle.raw_finish is None:
             raise settle.interrupted(None)
 
@@ -239,7 +249,7 @@ class RoutedStream(_Base):
         """Stop reading; the attempt is recorded with what had arrived."""
         if self._settle.route is None:
             self._chunks.close()
-            self._settle.finish_row(self._chunks.usage, None, closed_early=True)
+            self._settle.finish_row(self._chunks, None, closed_early=True)
 
     def __enter__(self) -> RoutedStream:
         return self
@@ -276,9 +286,9 @@ class AsyncRoutedStream(_Base):
                 settle.see(chunk)
                 yield chunk
         except ProviderError as e:
-            settle.finish_row(self._chunks.usage, e, closed_early=False)
+            settle.finish_row(self._chunks, e, closed_early=False)
             raise settle.interrupted(e) from e
-        settle.finish_row(self._chunks.usage, None, closed_early=False)
+        settle.finish_row(self._chunks, None, closed_early=False)
         if settle.raw_finish is None:
             raise settle.interrupted(None)
 
@@ -291,7 +301,7 @@ class AsyncRoutedStream(_Base):
     async def close(self) -> None:
         if self._settle.route is None:
             await self._chunks.aclose()
-            self._settle.finish_row(self._chunks.usage, None, closed_early=True)
+            self._settle.finish_row(self._chunks, None, closed_early=True)
 
     async def __aenter__(self) -> AsyncRoutedStream:
         return self

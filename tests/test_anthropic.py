@@ -1207,12 +1207,6 @@ def test_sdk_helpers_work_on_anthropic(router: llmroute.Router, emu: Emulator) -
     assert router.ledger.rows()[-1].outcome == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: stream._Settle normalises a stream's finish_reason with the OpenAI dialect table only, "
-    "so Anthropic streams record 'unknown' (and a length cut is not flagged truncated); the adapter "
-    "exposes the normalised value as ChunkStream.finish_reason",
-)
 def test_stream_route_finish_reason_is_normalised(router: llmroute.Router) -> None:
     stream = router.chat.completions.create(model=MODEL, messages=USER, stream=True, max_tokens=3)
     list(stream)

@@ -22,7 +22,6 @@ A full translation (PROVIDERS.md sections 1-4 and 6; every argument in docs/anth
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -51,7 +50,15 @@ from .. import errors as E
 from ..errors import InvalidRequest
 from ..response import RoutedChatCompletion
 from ..usage import FinishReason, Usage
-from .base import Adapter, AsyncChunkStream, ChunkStream, Completed, retry_after_seconds
+from .base import (
+    Adapter,
+    AsyncChunkStream,
+    ChunkStream,
+    Completed,
+    client_settings,
+    redact_sdk_error,
+    retry_after_seconds,
+)
 
 if TYPE_CHECKING:
     from ..catalog import Deployment, ProviderSpec
@@ -538,21 +545,7 @@ class AnthropicAdapter(Adapter):
     # -- clients -------------------------------------------------------------------------------
 
     def _settings(self) -> dict[str, Any]:
-        deployment, provider = self.deployment, self.provider
-        key = deployment.resolve_key(provider)
-        self._secrets = (key,) if key else ()
-        base_url = deployment.base_url
-        if base_url is None and provider.base_url_env:
-            base_url = os.environ.get(provider.base_url_env) or None
-        settings: dict[str, Any] = {
-            "api_key": key,
-            "base_url": base_url or provider.base_url,
-            "max_retries": 0,
-        }
-        if deployment.headers:
-            settings["default_headers"] = dict(deployment.headers)
-        if deployment.timeout is not None:
-            settings["timeout"] = deployment.timeout
+        settings, self._secrets = client_settings(self.deployment, self.provider)
         return settings
 
     def sync_client(self) -> anthropic.Anthropic:
@@ -792,17 +785,6 @@ class AnthropicAdapter(Adapter):
         return map_anthropic_error(error, target, self._secrets)
 
 
-def _redact_body(value: Any, secrets: tuple[str, ...]) -> Any:
-    """The body with every string redacted (a provider may echo the key back in its error)."""
-    if isinstance(value, str):
-        return E.redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: _redact_body(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_body(v, secrets) for v in value]
-    return value
-
-
 def map_anthropic_error(error: BaseException, target: Target, secrets: tuple[str, ...]) -> Exception:
     """The one place `anthropic` SDK and `httpx2` errors become llmroute errors.
 
@@ -816,10 +798,7 @@ def map_anthropic_error(error: BaseException, target: Target, secrets: tuple[str
         "deployment": target.deployment.name,
         "model": target.model.id,
     }
-    if isinstance(error, anthropic.APIError):  # it is chained as the cause: redact it too
-        error.message = E.redact(error.message, secrets)
-        error.args = tuple(E.redact(a, secrets) if isinstance(a, str) else a for a in error.args)
-        error.body = _redact_body(error.body, secrets)
+    redact_sdk_error(error, secrets)  # it is chained as the cause: scrub it too
     if isinstance(error, anthropic.APIStatusError):
         response = error.response
         inner = error.body.get("error") if isinstance(error.body, dict) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import os
 import re
 import time
 from abc import ABC, abstractmethod
@@ -20,13 +21,23 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from ..errors import redact
 from ..usage import FinishReason, Usage
 
 if TYPE_CHECKING:
+    from ..catalog import Deployment, ProviderSpec
     from ..policy import Target
     from ..request import ChatRequest
 
-__all__ = ["Adapter", "ChunkStream", "AsyncChunkStream", "Completed", "retry_after_seconds"]
+__all__ = [
+    "Adapter",
+    "AsyncChunkStream",
+    "ChunkStream",
+    "Completed",
+    "client_settings",
+    "redact_sdk_error",
+    "retry_after_seconds",
+]
 
 
 @dataclass(slots=True)
@@ -52,6 +63,8 @@ class ChunkStream(ABC):
     """The provider's streaming HTTP response."""
     usage: Usage | None = None
     """The provider's usage report, once its usage chunk has arrived."""
+    finish_reason: FinishReason | None = None
+    """The normalised finish reason, when the adapter knows it better than the chunks' raw value."""
 
     @abstractmethod
     def __iter__(self) -> Iterator[ChatCompletionChunk]: ...
@@ -67,6 +80,7 @@ class AsyncChunkStream(ABC):
     headers: Mapping[str, str] = {}
     response: httpx2.Response | None = None
     usage: Usage | None = None
+    finish_reason: FinishReason | None = None
 
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]: ...
@@ -126,6 +140,44 @@ def _date_seconds(value: str, now: float | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def client_settings(deployment: Deployment, provider: ProviderSpec) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Keyword arguments for a provider SDK client of this deployment — key (given, or from its
+    environment variable), base URL (given, else the provider's `*_BASE_URL`, else its default),
+    `max_retries=0` (the engine retries), headers, timeout — and the secrets to redact."""
+    key = deployment.resolve_key(provider)
+    base_url = deployment.base_url
+    if base_url is None and provider.base_url_env:
+        base_url = os.environ.get(provider.base_url_env) or None
+    settings: dict[str, Any] = {"api_key": key, "base_url": base_url or provider.base_url, "max_retries": 0}
+    if deployment.headers:
+        settings["default_headers"] = dict(deployment.headers)
+    if deployment.timeout is not None:
+        settings["timeout"] = deployment.timeout
+    return settings, ((key,) if key else ())
+
+
+def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v, secrets) for v in value]
+    return value
+
+
+def redact_sdk_error(error: BaseException, secrets: tuple[str, ...]) -> None:
+    """Scrub the keys from an SDK exception in place: its message, args and body. It is chained as
+    the cause of the llmroute error, so a traceback would otherwise show what a provider echoed."""
+    if not secrets:
+        return
+    if isinstance(getattr(error, "message", None), str):
+        error.message = redact(error.message, secrets)  # type: ignore[attr-defined]
+    error.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in error.args)
+    if hasattr(error, "body"):
+        error.body = _redact_value(error.body, secrets)
 
 
 def retry_after_seconds(headers: Mapping[str, str] | Any, now: float | None = None) -> float | None:

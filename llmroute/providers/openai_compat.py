@@ -7,7 +7,6 @@ what its finish reasons mean. Unknown finish reasons normalise to "unknown", nev
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +19,15 @@ from openai.types.chat import ChatCompletionChunk
 from .. import errors as E
 from ..response import RoutedChatCompletion
 from ..usage import FinishReason, Usage
-from .base import Adapter, AsyncChunkStream, ChunkStream, Completed, retry_after_seconds
+from .base import (
+    Adapter,
+    AsyncChunkStream,
+    ChunkStream,
+    Completed,
+    client_settings,
+    redact_sdk_error,
+    retry_after_seconds,
+)
 
 if TYPE_CHECKING:
     from ..catalog import Deployment, ProviderSpec
@@ -122,21 +129,9 @@ class OpenAICompatAdapter(Adapter):
     # -- clients -------------------------------------------------------------------------------
 
     def _settings(self) -> dict[str, Any]:
-        deployment, provider = self.deployment, self.provider
-        key = deployment.resolve_key(provider) or "no-key"
-        self._secrets = (key,) if key != "no-key" else ()
-        base_url = deployment.base_url
-        if base_url is None and provider.base_url_env:
-            base_url = os.environ.get(provider.base_url_env) or None
-        settings: dict[str, Any] = {
-            "api_key": key,
-            "base_url": base_url or provider.base_url,
-            "max_retries": 0,
-        }
-        if deployment.headers:
-            settings["default_headers"] = dict(deployment.headers)
-        if deployment.timeout is not None:
-            settings["timeout"] = deployment.timeout
+        settings, self._secrets = client_settings(self.deployment, self.provider)
+        if settings["api_key"] is None:
+            settings["api_key"] = "no-key"  # self-hosted servers take any key; the SDK insists on one
         return settings
 
     def sync_client(self) -> openai.OpenAI:
@@ -281,6 +276,7 @@ def map_openai_error(error: BaseException, target: Target, secrets: tuple[str, .
         "deployment": target.deployment.name,
         "model": target.model.id,
     }
+    redact_sdk_error(error, secrets)
     if isinstance(error, openai.APIStatusError):
         response = error.response
         body = error.body
