@@ -238,7 +238,7 @@ class RouterCore:
         decision = self.policy.decide(ctx)
         if balanced is not None:
             decision = Decision(decision.targets, (balanced, *decision.steps))
-        decision = self._skip_cooling(decision)
+        decision = self._check_adapters(self._skip_cooling(decision), request)
         for target in decision.targets:
             if request.stream and target.dialect not in _STREAMING_DIALECTS:
                 raise InvalidRequest("stream", f"deployment {target.deployment.name!r} cannot stream")
@@ -255,6 +255,24 @@ class RouterCore:
         step = Step("Cooldown", tuple((t.name, "available") for t in kept), dropped)
         if not kept:
             raise NoRoute([r for s in decision.steps for r in s.dropped] + list(dropped))
+        return Decision(kept, (*decision.steps, step))
+
+    def _check_adapters(self, decision: Decision, request: ChatRequest) -> Decision:
+        """Drop targets whose adapter refuses the request (an argument its provider cannot take),
+        with the reason in the trace; if every target refuses, raise the first refusal."""
+        refused: dict[str, InvalidRequest] = {}
+        for target in decision.targets:
+            try:
+                self.adapter(target).check(request)
+            except InvalidRequest as e:
+                refused[target.name] = e
+        if not refused:
+            return decision
+        kept = tuple(t for t in decision.targets if t.name not in refused)
+        if not kept:
+            raise next(iter(refused.values()))
+        dropped = tuple(Rejection(name, "Adapter", str(e)) for name, e in refused.items())
+        step = Step("Adapter", tuple((t.name, "") for t in kept), dropped)
         return Decision(kept, (*decision.steps, step))
 
     def _balanced(self, candidates: tuple[Target, ...]) -> tuple[tuple[Target, ...], Step | None]:

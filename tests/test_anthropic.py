@@ -1420,3 +1420,35 @@ def test_emulator_mid_stream_error_event(emu: Emulator) -> None:
     )
     assert "message_delta" not in [name for name, _ in events]
     assert emu.requests[-1].billed.output_tokens == 2
+
+
+def test_a_fallback_that_cannot_take_the_request_is_dropped_before_any_call(emu: Emulator) -> None:
+    """presence_penalty is fine for OpenAI but not for Claude: with Claude as the fallback, the call still goes
+    to OpenAI, and the trace says why Claude was dropped; with only Claude, the refusal itself."""
+    client = emu.http_client()
+    router = llmroute.Router(
+        [
+            llmroute.Deployment(
+                "gpt", model="gpt-5.4", api_key="sk-test", base_url=emu.base_url("openai"), http_client=client
+            ),
+            llmroute.Deployment(
+                "claude",
+                model="claude-sonnet-4.6",
+                api_key="sk-test",
+                base_url=emu.base_url("anthropic"),
+                http_client=client,
+            ),
+        ],
+        fallbacks=["claude-sonnet-4.6"],
+    )
+    reply = router.chat.completions.create(
+        model="gpt-5.4", messages=[{"role": "user", "content": "hi"}], presence_penalty=0.5
+    )
+    assert reply.route.deployment == "gpt"
+    step = reply.route.decision.steps[-1]
+    assert step.policy == "Adapter" and step.dropped[0].deployment == "claude"
+    with pytest.raises(llmroute.InvalidRequest, match="presence_penalty"):
+        router.chat.completions.create(
+            model="claude-sonnet-4.6", messages=[{"role": "user", "content": "hi"}], presence_penalty=0.5
+        )
+    assert all(r.provider != "anthropic" for r in emu.requests)

@@ -104,6 +104,10 @@ class Adapter(ABC):
     @abstractmethod
     async def astream(self, request: ChatRequest, target: Target) -> AsyncChunkStream: ...
 
+    def check(self, request: ChatRequest) -> None:  # noqa: B027  # most dialects accept everything
+        """Raise `InvalidRequest` for what this provider cannot do. The router asks every ranked
+        target before any call and drops the ones that refuse, so a fallback is never the surprise."""
+
     @abstractmethod
     def map_error(self, error: BaseException, target: Target) -> Exception:
         """The llmroute error for an SDK or transport error (returned, not raised)."""
