@@ -1423,8 +1423,8 @@ def test_emulator_mid_stream_error_event(emu: Emulator) -> None:
 
 
 def test_a_fallback_that_cannot_take_the_request_is_dropped_before_any_call(emu: Emulator) -> None:
-    """presence_penalty is fine for OpenAI but not for Claude: with Claude as the fallback, the call still goes
-    to OpenAI, and the trace says why Claude was dropped; with only Claude, the refusal itself."""
+    """presence_penalty is fine for OpenAI but not for Claude: with Claude as the fallback, the call still
+    goes to OpenAI, and the trace says why Claude was dropped; with only Claude, the refusal itself."""
     client = emu.http_client()
     router = llmroute.Router(
         [
