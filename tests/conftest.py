@@ -131,4 +131,5 @@ def reconcile_ledger(ledger: llmroute.Ledger, emu: Emulator) -> None:
     assert totals.usage.input_tokens == bill.input_tokens
     assert totals.usage.output_tokens == bill.output_tokens
     assert totals.usage.cache_read_tokens == bill.cached_tokens
+    assert totals.usage.cache_write_tokens == bill.cache_write_tokens
     assert totals.usage.reasoning_tokens == bill.reasoning_tokens

@@ -1240,7 +1240,7 @@ def test_end_to_end_over_the_real_socket_server(emu: Emulator) -> None:
 
         asyncio.run(run())
     assert emu.bill.total().requests == 14  # the stream that failed mid-way billed its input
-    assert {r.path for r in emu.requests} == {"/anthropic/v1/v1/messages"}
+    assert {r.path for r in emu.requests} == {"/anthropic/v1/messages"}
 
 
 # ---------------------------------------------------------------- the emulator's Messages endpoint

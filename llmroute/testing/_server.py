@@ -227,7 +227,12 @@ class EmulatorServer:
         """Exceptions raised while handling requests (each was answered with a 500)."""
 
     def base_url(self, provider: str) -> str:
-        """e.g. ``http://127.0.0.1:PORT/openai/v1``."""
+        """e.g. ``http://127.0.0.1:PORT/openai/v1``; ``http://127.0.0.1:PORT/anthropic`` for Anthropic,
+        whose SDK appends ``/v1/messages`` itself (the same rule as `Emulator.base_url`)."""
+        from ._core import _SDK_ADDS_V1
+
+        if provider in _SDK_ADDS_V1:
+            return f"{self.url}/{provider}"
         return f"{self.url}/{provider}/v1"
 
     @property
