@@ -60,6 +60,7 @@ class Ticket:
 
     name: str
     entry: list[float] | None
+    released: bool = False
 
 
 class LoadTracker:
@@ -126,8 +127,11 @@ class LoadTracker:
         return WINDOW_S
 
     def release(self, ticket: Ticket, tokens: int | None = None) -> None:
-        """The attempt ended; `tokens` is its actual usage (settles the token window)."""
+        """The attempt ended; `tokens` is its actual usage (settles the token window). Idempotent."""
         with self._lock:
+            if ticket.released:
+                return
+            ticket.released = True
             state = self._state(ticket.name)
             state.in_flight = max(0, state.in_flight - 1)
             if tokens is not None and ticket.entry is not None:

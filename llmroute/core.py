@@ -30,14 +30,15 @@ from .health import Health
 from .hinting import RouteHints, current_hints
 from .ledger import Ledger, LedgerRow, Outcome
 from .policy import Decision, Policy, Requested, RouteContext, Step, Target
-from .providers.base import Adapter
+from .providers.base import Adapter, Completed
 from .request import ChatRequest
 from .response import RouteInfo, call_cost
+from .truncation import TruncationPolicy, Verdict
 from .usage import FinishReason, Usage
 
 __all__ = ["RouterCore"]
 
-TRUNCATING: frozenset[str] = frozenset({"length", "content_filter"})
+_NO_USAGE = Usage()
 
 
 class RouterCore:
@@ -58,6 +59,7 @@ class RouterCore:
         cooldowns: Cooldowns | None = None,
         balancer: Balancer | None = None,
         queue_timeout: float = 0.0,
+        truncation: TruncationPolicy | None = None,
     ) -> None:
         base = catalog if catalog is not None else default_catalog()
         models, providers = tuple(models), tuple(providers)
@@ -85,6 +87,7 @@ class RouterCore:
         if queue_timeout < 0:
             raise ConfigurationError("queue_timeout must be >= 0")
         self.queue_timeout = queue_timeout
+        self.truncation = truncation if truncation is not None else TruncationPolicy()
         self._providers = {d.name: self._provider_of(d) for d in self.deployments.values()}
         self._concrete: tuple[Target, ...] = tuple(
             self._target(d, self._spec_of(d)) for d in self.deployments.values() if not d.wildcard
@@ -327,7 +330,7 @@ class RouterCore:
         call: Call,
         request: ChatRequest,
         *,
-        usage: Usage,
+        usage: Usage = _NO_USAGE,
         outcome: Outcome,
         started: float,
         ttft_s: float | None = None,
@@ -382,6 +385,31 @@ class RouterCore:
         self.policy.observe(row)
         return row
 
+    def answered(
+        self,
+        call_id: str,
+        call: Call,
+        request: ChatRequest,
+        started: float,
+        done: Completed,
+        verdict: Verdict,
+        decision: Decision,
+    ) -> LedgerRow:
+        """The ledger row of an answered request."""
+        return self.row(
+            call_id,
+            call,
+            request,
+            usage=done.usage,
+            outcome="truncated" if verdict.truncated else "ok",
+            started=started,
+            finish=done.finish_reason,
+            served_model=done.served_model,
+            request_id=done.request_id,
+            decision=decision,
+            headers=done.headers,
+        )
+
     def route_info(
         self,
         call_id: str,
@@ -392,6 +420,7 @@ class RouterCore:
         finish: FinishReason | None,
         served_model: str | None,
         truncated: bool,
+        verdict: Verdict | None = None,
     ) -> RouteInfo:
         last = rows[-1]
         attempts = tuple(rows)
@@ -408,6 +437,7 @@ class RouterCore:
             cost=call_cost(attempts),
             finish_reason=finish,
             truncated=truncated,
+            verdict=verdict,
         )
 
     def close(self) -> None:
@@ -435,7 +465,3 @@ def _make_adapter(deployment: Deployment, provider: ProviderSpec) -> Adapter:
     from .providers.openai_compat import OpenAICompatAdapter
 
     return OpenAICompatAdapter(deployment, provider)
-
-
-def outcome_of(finish: FinishReason | None) -> Outcome:
-    return "truncated" if finish in TRUNCATING else "ok"

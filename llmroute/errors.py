@@ -27,7 +27,8 @@ Exception
         │       └── Overloaded                                   529 / 503 overloaded
         ├── ProviderConnectionError (openai.APIConnectionError)
         │   └── ProviderTimeout (openai.APITimeoutError)
-        └── StreamInterrupted                                    a stream ended without finishing
+        ├── StreamInterrupted                                    a stream ended without finishing
+        └── TruncatedResponse                                    an answer was cut, and the policy says raise
 AllTargetsFailed (LLMRouteError, ExceptionGroup, openai.APIError)  every target failed; holds each error
 ```
 
@@ -78,6 +79,7 @@ __all__ = [
     "Retryability",
     "ServerError",
     "StreamInterrupted",
+    "TruncatedResponse",
     "UnknownModel",
     "UnprocessableRequest",
 ]
@@ -309,6 +311,35 @@ class StreamInterrupted(ProviderError):
     """
 
     partial_text: str = ""
+
+
+class TruncatedResponse(ProviderError):
+    """An answer was cut (length, content filter, refusal, or suspected silent truncation) and the
+    router's `TruncationPolicy` says so loudly. `completion` holds the answer as it came, `verdict`
+    the detector's reasons."""
+
+    completion: Any = None
+    verdict: Any = None
+
+    @classmethod
+    def of(cls, done: Any, verdict: Any, target: Any) -> TruncatedResponse:
+        response = done.http_response
+        request = (
+            response.request if response is not None else httpx2.Request("POST", "http://unknown.invalid")
+        )
+        reasons = "; ".join(verdict.reasons) or verdict.kind
+        error = cls(
+            f"the answer was truncated ({verdict.kind}: {reasons})",
+            request=request,
+            provider=target.provider.name,
+            deployment=target.deployment.name,
+            model=target.model.id,
+            retryable=Retryability.NEXT_TARGET,
+            request_id=done.request_id,
+        )
+        error.completion = done.completion
+        error.verdict = verdict
+        return error
 
 
 _STATUS_CLASSES: dict[int, type[ProviderStatusError]] = {

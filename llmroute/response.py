@@ -21,6 +21,7 @@ from .usage import FinishReason, Usage
 if TYPE_CHECKING:
     from .ledger import LedgerRow
     from .policy import Decision
+    from .truncation import Verdict
 
 __all__ = ["RouteInfo", "RoutedChatCompletion", "RoutedParsedChatCompletion"]
 
@@ -36,7 +37,8 @@ class RouteInfo:
     - `usage`: tokens of the successful attempt; `cost`: the whole call's cost over all attempts
       (`None` if any billed attempt was unpriced).
     - `finish_reason`: normalised ("unknown" for values the adapter does not know);
-      `truncated`: the answer was cut (length, content filter, cut stream).
+      `truncated`: the answer was cut (length, content filter, cut stream, suspected);
+      `verdict`: the truncation detector's verdict with its reasons.
     """
 
     call_id: str
@@ -51,6 +53,7 @@ class RouteInfo:
     cost: Decimal | None
     finish_reason: FinishReason | None
     truncated: bool
+    verdict: Verdict | None = None
 
     @property
     def fallbacks(self) -> int:

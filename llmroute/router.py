@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Self
 from openai.types.chat import ChatCompletionChunk
 from tenacity import stop_after_attempt
 
+from .answer import answer_flow
 from .balance import Balancer
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .cooldown import Cooldowns
-from .core import RouterCore, new_call_id, outcome_of
+from .core import RouterCore, new_call_id
 from .engine import Attempt, Call, RetryPolicy, adrive, drive
 from .errors import ConfigurationError, ProviderError
 from .health import Health
@@ -41,6 +42,7 @@ from .request import ChatRequest
 from .resources import AsyncChat, Chat
 from .response import RoutedChatCompletion
 from .stream import AsyncRoutedStream, RoutedStream, _Settle
+from .truncation import TruncationPolicy
 from .usage import Usage
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class _Base:
         cooldowns: Cooldowns | None = None,
         balancer: Balancer | None = None,
         queue_timeout: float = 0.0,
+        truncation: TruncationPolicy | None = None,
     ) -> None:
         """Build a router.
 
@@ -84,6 +87,8 @@ class _Base:
         - `balancer`: orders deployments of the same model (default: `WeightedRandom()`).
         - `queue_timeout`: seconds a call may wait for room when every deployment of a model is at
           its client-side limits (`max_in_flight`, `rpm`, `tpm`) before moving on (default 0).
+        - `truncation`: what to do with cut answers, per kind (default: `TruncationPolicy()` —
+          return flagged, but move a content-filtered answer to the next target).
         """
         self._core = RouterCore(
             deployments,
@@ -98,6 +103,7 @@ class _Base:
             cooldowns=cooldowns,
             balancer=balancer,
             queue_timeout=queue_timeout,
+            truncation=truncation,
         )
 
     @property
@@ -156,44 +162,6 @@ class _Base:
         return f"{type(self).__name__}(deployments=[{names}], policy={self._core.policy.name})"
 
 
-def _failed(
-    core: RouterCore,
-    call_id: str,
-    call: Call,
-    request: ChatRequest,
-    decision: Decision,
-    started: float,
-    e: ProviderError,
-) -> LedgerRow:
-    return core.row(
-        call_id, call, request, usage=_NO_USAGE, outcome="error", started=started, error=e, decision=decision
-    )
-
-
-def _answered(
-    core: RouterCore,
-    call_id: str,
-    call: Call,
-    request: ChatRequest,
-    decision: Decision,
-    started: float,
-    done: Completed,
-) -> LedgerRow:
-    return core.row(
-        call_id,
-        call,
-        request,
-        usage=done.usage,
-        outcome=outcome_of(done.finish_reason),
-        started=started,
-        finish=done.finish_reason,
-        served_model=done.served_model,
-        request_id=done.request_id,
-        decision=decision,
-        headers=done.headers,
-    )
-
-
 def _finish(
     core: RouterCore,
     call_id: str,
@@ -206,6 +174,7 @@ def _finish(
     if not isinstance(completion, RoutedChatCompletion):
         completion = RoutedChatCompletion.construct(**dict(completion))
     completion._http_response = done.http_response
+    verdict = done.verdict
     completion._route = core.route_info(
         call_id,
         request,
@@ -214,7 +183,8 @@ def _finish(
         done.usage,
         done.finish_reason,
         done.served_model,
-        done.finish_reason in ("length", "content_filter"),
+        verdict.truncated if verdict is not None else done.finish_reason in ("length", "content_filter"),
+        verdict,
     )
     return completion
 
@@ -241,21 +211,30 @@ class Router(_Base):
         rows: list[LedgerRow] = []
 
         def complete(call: Call) -> Attempt[Completed]:
-            started = time.perf_counter()
+            adapter = core.adapter(call.target)
+            flow = answer_flow(core, call_id, call, request, decision, rows)
             try:
-                done = core.adapter(call.target).complete(request, call.target)
-            except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, decision, started, e))
-                return Attempt(error=e)
-            rows.append(_answered(core, call_id, call, request, decision, started, done))
-            return Attempt(result=done)
+                sent = next(flow)
+                while True:
+                    try:
+                        outcome: Completed | ProviderError = adapter.complete(sent, call.target)
+                    except ProviderError as e:
+                        outcome = e
+                    sent = flow.send(outcome)
+            except StopIteration as done:
+                result: Attempt[Completed] = done.value
+                return result
 
         def open_stream(call: Call) -> Attempt[RoutedStream]:
             started = time.perf_counter()
             try:
                 chunks = core.adapter(call.target).stream(request, call.target)
             except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, decision, started, e))
+                rows.append(
+                    core.row(
+                        call_id, call, request, outcome="error", started=started, error=e, decision=decision
+                    )
+                )
                 return Attempt(error=e)
             settle = _Settle(core, call_id, request, decision, rows, call, started)
             rest = iter(chunks)
@@ -306,21 +285,30 @@ class AsyncRouter(_Base):
         rows: list[LedgerRow] = []
 
         async def complete(call: Call) -> Attempt[Completed]:
-            started = time.perf_counter()
+            adapter = core.adapter(call.target)
+            flow = answer_flow(core, call_id, call, request, decision, rows)
             try:
-                done = await core.adapter(call.target).acomplete(request, call.target)
-            except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, decision, started, e))
-                return Attempt(error=e)
-            rows.append(_answered(core, call_id, call, request, decision, started, done))
-            return Attempt(result=done)
+                sent = next(flow)
+                while True:
+                    try:
+                        outcome: Completed | ProviderError = await adapter.acomplete(sent, call.target)
+                    except ProviderError as e:
+                        outcome = e
+                    sent = flow.send(outcome)
+            except StopIteration as done:
+                result: Attempt[Completed] = done.value
+                return result
 
         async def open_stream(call: Call) -> Attempt[AsyncRoutedStream]:
             started = time.perf_counter()
             try:
                 chunks = await core.adapter(call.target).astream(request, call.target)
             except ProviderError as e:
-                rows.append(_failed(core, call_id, call, request, decision, started, e))
+                rows.append(
+                    core.row(
+                        call_id, call, request, outcome="error", started=started, error=e, decision=decision
+                    )
+                )
                 return Attempt(error=e)
             settle = _Settle(core, call_id, request, decision, rows, call, started)
             rest = chunks.__aiter__()

@@ -86,7 +86,7 @@ class _Settle:
         flagged), the finish reason the adapter normalised (else the dialect table's)."""
         if self.route is not None:
             return
-        from .core import outcome_of
+        from .answer import judge
         from .providers.openai_compat import DIALECTS, normalise_finish
 
         usage = chunks.usage
@@ -100,12 +100,21 @@ class _Settle:
         cut = error is not None or closed_early or self.raw_finish is None
         if usage is None:
             usage = self.estimate()
+        verdict = judge(
+            self.request,
+            "".join(self.text),
+            self.finish,
+            self.raw_finish,
+            stream_cut=cut,
+            tool_calls=bool(self.tool_args),
+            output_tokens=usage.output_tokens,
+        )
         row = self.core.row(
             self.call_id,
             self.call,
             self.request,
             usage=usage,
-            outcome="cut" if cut else outcome_of(self.finish),
+            outcome="cut" if cut else ("truncated" if verdict.truncated else "ok"),
             started=self.started,
             ttft_s=self.ttft,
             finish=self.finish,
@@ -114,7 +123,6 @@ class _Settle:
             decision=self.decision,
         )
         self.rows.append(row)
-        truncated = cut or self.finish in ("length", "content_filter")
         self.route = self.core.route_info(
             self.call_id,
             self.request,
@@ -123,7 +131,8 @@ class _Settle:
             usage,
             self.finish,
             self.served_model,
-            truncated,
+            verdict.truncated,
+            verdict,
         )
 
     def failed_before_content(

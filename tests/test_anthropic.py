@@ -734,7 +734,7 @@ def test_thinking_is_kept_out_of_content_and_round_trips(router: llmroute.Router
         ("refusal", "content_filter", "content_filter", True),
         ("model_context_window_exceeded", "length", "length", True),
         ("pause_turn", "length", "length", True),
-        ("brand_new_reason", "brand_new_reason", "unknown", False),
+        ("brand_new_reason", "brand_new_reason", "unknown", True),  # unknown: suspected, never "complete"
     ],
 )
 def test_stop_reasons(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..catalog import Deployment, ProviderSpec
     from ..policy import Target
     from ..request import ChatRequest
+    from ..truncation import Verdict
 
 __all__ = [
     "Adapter",
@@ -52,6 +53,8 @@ class Completed:
     headers: Mapping[str, str]
     http_response: httpx2.Response | None = None
     """The provider's HTTP response (headers, status), for `with_raw_response`."""
+    verdict: Verdict | None = None
+    """The truncation detector's verdict, once the router has judged the answer."""
 
 
 class ChunkStream(ABC):

@@ -1,0 +1,178 @@
+"""One non-streaming attempt at one target, including what its truncation settings ask for.
+
+`answer_flow` is a generator with no I/O, like the engine: it yields the request to send, receives
+the adapter's `Completed` (or the `ProviderError`), judges the answer (`llmroute.truncation.detect`)
+and applies the router's `TruncationPolicy`:
+
+- `return`: hand the answer back, flagged (`route.verdict`, `route.truncated`);
+- `raise`: raise `TruncatedResponse` carrying the answer;
+- `fallback`: try the next target; if none is left, the flagged answer is returned;
+- `retry_larger`: ask the same target again with twice the output limit (up to the model's maximum);
+- `continue`: ask the same target to continue where it stopped and join the parts (text answers).
+
+Every request sent is its own ledger row. The sync and async routers drive the flow in a few lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from .engine import Attempt
+from .errors import ProviderError, Retryability, TruncatedResponse
+from .truncation import Verdict, detect
+from .usage import FinishReason
+
+if TYPE_CHECKING:
+    from .core import RouterCore
+    from .engine import Call
+    from .ledger import LedgerRow
+    from .policy import Decision
+    from .providers.base import Completed
+    from .request import ChatRequest
+
+__all__ = ["MAX_EXTRA_REQUESTS", "answer_flow", "judge"]
+
+MAX_EXTRA_REQUESTS = 2
+"""At most this many extra requests (larger retries or continuations) per attempt."""
+
+CONTINUE_PROMPT = "Continue exactly where your previous answer stopped. Do not repeat anything."
+
+_JSON_FORMATS = frozenset({"json_object", "json_schema"})
+
+
+def judge(
+    request: ChatRequest, text: str | None, finish: FinishReason | None, raw: str | None, **facts: Any
+) -> Verdict:
+    """The truncation verdict for an answer to `request`."""
+    fmt = request.body.get("response_format")
+    json_mode = isinstance(fmt, dict) and fmt.get("type") in _JSON_FORMATS
+    if raw == "stop" and request.body.get("stop") is not None:
+        raw = "stop_sequence"  # the caller's own stop sequences may end an answer anywhere
+    return detect(
+        text,
+        finish,
+        raw_finish_reason=raw,
+        json_mode=json_mode,
+        max_tokens=request.max_output_tokens,
+        **facts,
+    )
+
+
+def _judge_completed(request: ChatRequest, done: Completed) -> Verdict:
+    choice = done.completion.choices[0] if done.completion.choices else None
+    message = choice.message if choice is not None else None
+    return judge(
+        request,
+        message.content if message is not None else None,
+        done.finish_reason,
+        choice.finish_reason if choice is not None else None,
+        tool_calls=bool(message is not None and message.tool_calls),
+        refusal=message.refusal if message is not None else None,
+        output_tokens=done.usage.output_tokens,
+    )
+
+
+def _with_limit(request: ChatRequest, limit: int) -> ChatRequest:
+    body = {k: v for k, v in request.body.items() if k not in ("max_tokens", "max_completion_tokens")}
+    body["max_completion_tokens"] = limit
+    return dataclasses.replace(request, body=body)
+
+
+def _larger(request: ChatRequest, call: Call, done: Completed) -> ChatRequest | None:
+    current = request.max_output_tokens or done.usage.output_tokens
+    ceiling = call.target.model.max_output
+    bigger = current * 2 if ceiling is None else min(current * 2, ceiling)
+    return _with_limit(request, bigger) if bigger > current else None
+
+
+def _continuation(original: ChatRequest, text: str) -> ChatRequest:
+    messages = [
+        *original.messages,
+        {"role": "assistant", "content": text},
+        {"role": "user", "content": CONTINUE_PROMPT},
+    ]
+    return dataclasses.replace(original, messages=messages)
+
+
+def _joined(parts: list[Completed], last: Completed) -> Completed:
+    """The last answer with the text of every part before it in front, and their usage added."""
+    text = "".join(p.completion.choices[0].message.content or "" for p in parts)
+    message = last.completion.choices[0].message
+    choice = last.completion.choices[0].model_copy(
+        update={"message": message.model_copy(update={"content": text + (message.content or "")})}
+    )
+    usage = last.usage
+    api_usage = last.completion.usage
+    for part in parts:
+        usage = usage + part.usage
+        if api_usage is not None and part.completion.usage is not None:
+            api_usage = api_usage.model_copy(
+                update={
+                    "prompt_tokens": api_usage.prompt_tokens + part.completion.usage.prompt_tokens,
+                    "completion_tokens": api_usage.completion_tokens
+                    + part.completion.usage.completion_tokens,
+                    "total_tokens": api_usage.total_tokens + part.completion.usage.total_tokens,
+                }
+            )
+    completion = last.completion.model_copy(update={"choices": [choice], "usage": api_usage})
+    return dataclasses.replace(last, completion=completion, usage=usage)
+
+
+def answer_flow(
+    core: RouterCore,
+    call_id: str,
+    call: Call,
+    request: ChatRequest,
+    decision: Decision,
+    rows: list[LedgerRow],
+) -> Generator[ChatRequest, Completed | ProviderError, Attempt[Completed]]:
+    """The attempt's state machine: yields requests to send, returns the engine's `Attempt`."""
+    policy = core.truncation
+    current = request
+    parts: list[Completed] = []
+    extra = 0
+    while True:
+        started = time.perf_counter()
+        outcome = yield current
+        if isinstance(outcome, ProviderError):
+            rows.append(
+                core.row(
+                    call_id, call, current, outcome="error", started=started, error=outcome, decision=decision
+                )
+            )
+            return Attempt(error=outcome)
+        done = outcome
+        verdict = _judge_completed(current, done)
+        rows.append(core.answered(call_id, call, current, started, done, verdict, decision))
+        action = policy.action(verdict)
+        if action == "retry_larger" and verdict.kind == "length" and extra < MAX_EXTRA_REQUESTS:
+            bigger = _larger(current, call, done)
+            if bigger is not None:
+                extra += 1
+                current = bigger
+                continue
+        if (
+            action == "continue"
+            and verdict.truncated
+            and extra < MAX_EXTRA_REQUESTS
+            and not done.completion.choices[0].message.tool_calls
+        ):
+            parts.append(done)
+            extra += 1
+            text = "".join(p.completion.choices[0].message.content or "" for p in parts)
+            current = _continuation(request, text)
+            continue
+        if parts:
+            done = _joined(parts, done)
+            verdict = _judge_completed(request, done)
+        done.verdict = verdict
+        if not verdict.truncated or action in ("return", "retry_larger", "continue"):
+            return Attempt(result=done)
+        error = TruncatedResponse.of(done, verdict, call.target)
+        if action == "raise":
+            error.retryable = Retryability.FATAL
+            return Attempt(error=error)
+        return Attempt(result=done, error=error)  # fallback: the next target, or this answer
