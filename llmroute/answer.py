@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import Attempt
 from .errors import ProviderError, Retryability, TruncatedResponse
-from .truncation import Verdict, detect
 from .usage import FinishReason
 
 if TYPE_CHECKING:
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from .policy import Decision
     from .providers.base import Completed
     from .request import ChatRequest
+    from .truncation import Verdict
 
 __all__ = ["MAX_EXTRA_REQUESTS", "answer_flow", "judge"]
 
@@ -47,6 +47,8 @@ def judge(
     request: ChatRequest, text: str | None, finish: FinishReason | None, raw: str | None, **facts: Any
 ) -> Verdict:
     """The truncation verdict for an answer to `request`."""
+    from .truncation import detect  # its patterns compile on first use, not at `import llmroute`
+
     fmt = request.body.get("response_format")
     json_mode = isinstance(fmt, dict) and fmt.get("type") in _JSON_FORMATS
     if raw == "stop" and request.body.get("stop") is not None:

@@ -7,11 +7,11 @@ and the policy. The routers in `router.py` only drive the engine and call adapte
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .balance import Balancer, LoadTracker, Ticket, WeightedRandom
 from .catalog import (
@@ -33,8 +33,10 @@ from .policy import Decision, Policy, Requested, RouteContext, Step, Target
 from .providers.base import Adapter, Completed
 from .request import ChatRequest
 from .response import RouteInfo, call_cost
-from .truncation import TruncationPolicy, Verdict
 from .usage import FinishReason, Usage
+
+if TYPE_CHECKING:
+    from .truncation import TruncationPolicy, Verdict
 
 __all__ = ["RouterCore"]
 
@@ -87,7 +89,11 @@ class RouterCore:
         if queue_timeout < 0:
             raise ConfigurationError("queue_timeout must be >= 0")
         self.queue_timeout = queue_timeout
-        self.truncation = truncation if truncation is not None else TruncationPolicy()
+        if truncation is None:
+            from .truncation import TruncationPolicy
+
+            truncation = TruncationPolicy()
+        self.truncation = truncation
         self._providers = {d.name: self._provider_of(d) for d in self.deployments.values()}
         self._concrete: tuple[Target, ...] = tuple(
             self._target(d, self._spec_of(d)) for d in self.deployments.values() if not d.wildcard
@@ -453,7 +459,7 @@ _STREAMING_DIALECTS = frozenset({"openai", "deepseek", "vllm", "ollama", "llamac
 
 
 def new_call_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex characters like uuid4().hex, a fifth of the cost
 
 
 def _make_adapter(deployment: Deployment, provider: ProviderSpec) -> Adapter:

@@ -71,7 +71,7 @@ class Target:
         return f"Target({self.name!r}, model={self.model.id!r})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one Choice per candidate per call; frozen costs 0.49 vs 0.11 us
 class Choice:
     """A policy's verdict on one target."""
 

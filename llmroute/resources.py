@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import httpx2
 from openai import omit
 
-from .response import RoutedChatCompletion, RoutedParsedChatCompletion
+from .response import RoutedChatCompletion
 
 if TYPE_CHECKING:
+    from .parsed import RoutedParsedChatCompletion
     from .router import AsyncRouter, Router
 
 __all__ = ["AsyncChat", "AsyncCompletions", "Chat", "Completions", "RawResponse"]
@@ -51,6 +52,8 @@ def _parsed(
     completion: RoutedChatCompletion, response_format: Any, tools: Any
 ) -> RoutedParsedChatCompletion[Any]:
     from openai.lib._parsing import parse_chat_completion
+
+    from .parsed import RoutedParsedChatCompletion
 
     parsed = parse_chat_completion(
         response_format=response_format, chat_completion=completion, input_tools=tools

@@ -42,11 +42,11 @@ from .request import ChatRequest
 from .resources import AsyncChat, Chat
 from .response import RoutedChatCompletion
 from .stream import AsyncRoutedStream, RoutedStream, _Settle
-from .truncation import TruncationPolicy
 from .usage import Usage
 
 if TYPE_CHECKING:
     from .catalog import Secret  # noqa: F401
+    from .truncation import TruncationPolicy
 
 __all__ = ["AsyncRouter", "Router"]
 

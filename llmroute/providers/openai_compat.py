@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx2
 import openai
 from openai import AsyncStream, Stream
+from openai._streaming import ServerSentEvent
 from openai.types.chat import ChatCompletionChunk
 
 from .. import errors as E
-from ..response import RoutedChatCompletion
+from ..response import FastChunk, RoutedChatCompletion
 from ..usage import FinishReason, Usage
 from .base import (
     Adapter,
@@ -71,6 +72,27 @@ DIALECTS: Mapping[str, Dialect] = {
     "ollama": Dialect("ollama", "openai", "max_tokens", needs_key=False),
     "llamacpp": Dialect("llamacpp", "llamacpp", "max_tokens", needs_key=False),
 }
+
+
+_T = TypeVar("_T")
+
+
+class _KeepAliveStream(Stream[_T]):
+    """The SDK's `Stream`, reading an HTTP/1.1 body to its end before acting on `data: [DONE]`.
+
+    The SDK stops at `[DONE]` and closes the response with the chunked body's last bytes unread, so
+    httpcore drops the connection and every stream opens a new one (a TLS handshake each against a
+    real provider). Servers end the body right after `[DONE]`, so reading on costs nothing; the
+    async SDK already does it (`drain_response_async`), and openai-python 1.x did it here too.
+    """
+
+    def _iter_events(self) -> Iterator[ServerSentEvent]:
+        events = super()._iter_events()
+        for sse in events:
+            if sse.data.startswith("[DONE]") and self.response.http_version == "HTTP/1.1":
+                for _ in events:  # the rest of the body: normally only the chunked terminator
+                    pass
+            yield sse
 
 
 def _int(value: Any) -> int:
@@ -239,7 +261,7 @@ class OpenAICompatAdapter(Adapter):
                 cast_to=RoutedChatCompletion,
                 options=options,
                 stream=True,
-                stream_cls=Stream[ChatCompletionChunk],
+                stream_cls=_KeepAliveStream[FastChunk],
             )
             sdk_stream = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
@@ -256,7 +278,7 @@ class OpenAICompatAdapter(Adapter):
                 cast_to=RoutedChatCompletion,
                 options=options,
                 stream=True,
-                stream_cls=AsyncStream[ChatCompletionChunk],
+                stream_cls=AsyncStream[FastChunk],
             )
             sdk_stream = raw.parse()
         except (openai.OpenAIError, httpx2.HTTPError) as e:
