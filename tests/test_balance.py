@@ -189,3 +189,26 @@ def test_provider_headers_update_headroom() -> None:
     assert ticket is None and wait == 2.0
     assert load.headroom(target) == 0.0
     assert MostHeadroom().order([target], load, llmroute.health.Health()) == [target]
+
+
+def test_router_stays_under_provider_limits_it_learns_from_headers(emu: Emulator) -> None:
+    """Two accounts (keys) of one provider, each limited to 5 requests a minute by the emulator; the
+    router reads the rate-limit headers and moves on before the provider has to say 429."""
+    emu.set_rate_limit("vllm", 5, key="key-a")
+    emu.set_rate_limit("vllm", 5, key="key-b")
+    client = emu.http_client()
+    deployments = [
+        llmroute.Deployment(
+            name, model="m", provider="vllm", base_url=emu.base_url("vllm"), api_key=key, http_client=client
+        )
+        for name, key in (("a", "key-a"), ("b", "key-b"))
+    ]
+    router = llmroute.Router(deployments, models=[MODEL], balancer=LeastBusy())
+    served = Counter(
+        router.chat.completions.create(model="m", messages=USER).route.deployment for _ in range(10)
+    )
+    assert served == {"a": 5, "b": 5}
+    assert not any(r.status == 429 for r in emu.requests)
+    with pytest.raises(NoCapacity):
+        router.chat.completions.create(model="m", messages=USER)
+    assert len(emu.requests) == 10  # the 11th call was refused here, not sent

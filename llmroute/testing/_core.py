@@ -94,6 +94,8 @@ class Emulator:
         self._faults = FaultSchedule()
         self._reply: ReplyFn | None = None
         self._latency: dict[tuple[str, str | None], tuple[float, float]] = {}
+        self._limits: dict[tuple[str, str | None], int] = {}
+        self._windows: dict[tuple[str, str | None], deque[float]] = {}
         self._configs: dict[tuple[str, str | None], ModelConfig] = {}
         self._caches: dict[tuple[str, str], PrefixCache] = {}
         self._ids = random.Random(seed)
@@ -185,6 +187,41 @@ class Emulator:
         ``simulate_latency=True``."""
         self._latency[(provider, model)] = (ttft, per_token)
 
+    def set_rate_limit(self, provider: str, rpm: int | None, key: str | None = None) -> None:
+        """Enforce `rpm` requests per minute (a sliding 60-second window) for `provider`, per API
+        key when `key` is given (an account), else for every key together. Answers then carry the
+        OpenAI-style `x-ratelimit-limit-requests` / `-remaining-requests` / `-reset-requests`
+        headers, and a request over the limit gets a 429 with `retry-after`. `None` removes it."""
+        with self._lock:
+            if rpm is None:
+                self._limits.pop((provider, key), None)
+            else:
+                if rpm < 1:
+                    raise ValueError("rpm must be >= 1")
+                self._limits[(provider, key)] = rpm
+            self._windows.pop((provider, key), None)
+
+    def _rate_limit(self, provider: str, headers: Mapping[str, str]) -> tuple[bool, list[tuple[str, str]]]:
+        """Count one request against its limit: (over the limit?, rate-limit headers)."""
+        key = _presented_key(provider, headers)
+        scope = (provider, key) if (provider, key) in self._limits else (provider, None)
+        limit = self._limits.get(scope)
+        if limit is None:
+            return False, []
+        now = self._clock()
+        window = self._windows.setdefault(scope, deque())
+        while window and window[0] <= now - 60.0:
+            window.popleft()
+        over = len(window) >= limit
+        if not over:
+            window.append(now)
+        reset = max(0.0, window[0] + 60.0 - now) if window else 0.0
+        return over, [
+            ("x-ratelimit-limit-requests", str(limit)),
+            ("x-ratelimit-remaining-requests", str(max(0, limit - len(window)))),
+            ("x-ratelimit-reset-requests", f"{reset:.3f}s"),
+        ]
+
     def configure(
         self,
         provider: str,
@@ -275,6 +312,13 @@ class Emulator:
             message = f"The model `{job.model}` does not exist or you do not have access to it."
             err = ApiError(404, message, code="model_not_found")
             return record.done(wire.render_error(provider, err), None)
+        over, limit_headers = self._rate_limit(provider, headers)
+        if over:
+            reset = float(limit_headers[2][1].rstrip("s"))
+            limited = Fault.rate_limit(retry_after=reset)  # its headers say: 0 remaining, reset
+            return record.done(
+                wire.render_error(provider, wire.fault_error(provider, limited, job.model)), None
+            )
         fault = self._faults.pick(provider, job.model, job.stream)
         if fault is not None and fault.is_error:
             return record.done(
@@ -301,6 +345,7 @@ class Emulator:
             self._latency.get((provider, job.model)) or self._latency.get((provider, None)) or (0.0, 0.0)
         )
         out = wire.render(provider, job, result, latency)
+        out.headers.extend(limit_headers)
         return record.done(out, fault, billed=line, finish=result.finish_reason)
 
     def _run(self, wire: Wire, job: Job, fault: Fault | None) -> Result:
