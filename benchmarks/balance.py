@@ -80,21 +80,13 @@ def main() -> None:
         elapsed, served = asyncio.run(run_router(url, args.calls, args.concurrency, args.rpm))
     rejected = sum(1 for r in emu.requests if r.status == 429)
     capacity = 3 * args.rpm
-    print(
-        f"{args.calls} calls at {args.concurrency}-way concurrency, 3 deployments x {args.rpm} rpm (emulator-enforced)"
-    )
-    print(
-        f"  429s the providers sent:        {rejected}  (target 0 while {args.calls} <= capacity {capacity}/min)"
-    )
+    print(f"{args.calls} calls, {args.concurrency}-way, 3 deployments x {args.rpm} rpm (emulator-enforced)")
+    print(f"  429s the providers sent: {rejected}  (target 0 while {args.calls} <= capacity {capacity}/min)")
     for name, count in sorted(served.items()):
         print(f"  {name}: {count} calls (limit {args.rpm}/min)  {'ok' if count <= args.rpm else 'OVER'}")
-    print(
-        f"  throughput: router {args.calls / elapsed:,.0f} calls/s, raw AsyncOpenAI {args.calls / raw:,.0f} calls/s"
-    )
+    print(f"  throughput: router {args.calls / elapsed:,.0f}/s, raw AsyncOpenAI {args.calls / raw:,.0f}/s")
     added = (elapsed - raw) / args.calls * args.concurrency
-    print(
-        f"  router's added time per call at this concurrency: {added * 1e3:+.3f} ms (wall, both over the same server)"
-    )
+    print(f"  router's added time per call at this concurrency: {added * 1e3:+.3f} ms (same server)")
 
 
 if __name__ == "__main__":
