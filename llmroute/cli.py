@@ -1,55 +1,562 @@
-"""The `llmroute` command: `llmroute demo`, `llmroute prices`.
+"""The `llmroute` command: `demo`, `prices`, `report`, `whatif`, `estimate`.
 
-Exit codes: 0 success, 1 the command failed, 2 bad usage.
+```
+llmroute prices [--provider P] [--sources] [--at DATE] [--prices FILE] [--json]
+llmroute report   --db llmroute.db [--since DATE] [--until DATE] [--by FIELD ...] [--json] [--html FILE]
+llmroute whatif   --db llmroute.db --model deepseek-v3.2 [--task code_review] [--route TASK=MODEL] [--json]
+llmroute estimate workload.toml [--model M ...] [--json]
+llmroute estimate --input 80M --output 45M --model gpt-5.5 --model deepseek-v4-pro
+```
+
+Tables are drawn with `rich` when it is installed (`pip install llmroute[cli]`), else as plain aligned
+text; `--json` prints machine-readable output either way. `--db` reads a SQLite ledger written by
+`llmroute.store.SQLiteStore`; `--jsonl` reads an `export_jsonl` file.
+
+Exit codes: 0 success; 1 the command failed (a missing or unreadable file, a bad workload or price
+file, rows lost); 2 bad usage (unknown option, missing ledger source, unknown model name, malformed
+value).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .ledger import LedgerRow
+    from .pricing import PriceTable
+    from .reports import Stats
+    from .whatif import Repricing, Workload
 
 __all__ = ["main"]
 
 
-def _prices(args: argparse.Namespace) -> int:
-    from .catalog import default_catalog
+class UsageError(Exception):
+    """Bad command line: exit code 2."""
 
-    catalog = default_catalog()
-    rows = [("model", "provider", "input", "cache read", "output", "context", "as of")]
+
+# -- output ------------------------------------------------------------------------------------------
+
+
+def _rich_available() -> bool:
+    if os.environ.get("LLMROUTE_PLAIN"):
+        return False
+    return importlib.util.find_spec("rich") is not None
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+
+
+def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    right = [i > 0 and all(_numeric(r[i]) for r in rows) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            (str(c).rjust(w) if right[i] else str(c).ljust(w))
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+def _numeric(cell: str) -> bool:
+    text = str(cell).replace(",", "").replace("$", "").replace("%", "").replace("s", "").strip("-+~ ")
+    if text in ("", "unpriced"):
+        return True
+    try:
+        float(text.split(" ")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    if _rich_available():
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="right" if i and all(_numeric(r[i]) for r in rows) else "left")
+        for row in rows:
+            table.add_row(*[str(c) for c in row])
+        _console().print(table)
+    else:
+        if title:
+            print(title)
+        _plain_table(header, rows)
+        print()
+
+
+def _say(text: str) -> None:
+    if _rich_available():
+        _console().print(text, markup=False)
+    else:
+        print(text)
+
+
+def _json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _share(value: float) -> str:
+    return f"{value:.1%}"
+
+
+# -- shared arguments ----------------------------------------------------------------------------------
+
+
+def _when(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}") from e
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _tokens(text: str) -> int:
+    units = {"k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
+    raw = text.strip().lower().replace(",", "").replace("_", "")
+    scale = units.get(raw[-1:], 1)
+    number = raw[:-1] if scale != 1 else raw
+    try:
+        value = Decimal(number) * scale
+    except ArithmeticError as e:
+        raise argparse.ArgumentTypeError(f"not a token count: {text!r} (e.g. 8500, 8.5K, 80M)") from e
+    if value < 0 or value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"not a whole token count: {text!r}")
+    return int(value)
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("ledger source (one is required)")
+    source.add_argument("--db", metavar="PATH", help="a SQLite ledger (llmroute.store.SQLiteStore)")
+    source.add_argument("--jsonl", metavar="PATH", help="a JSONL export (llmroute.store.export_jsonl)")
+    parser.add_argument("--since", type=_when, metavar="DATE", help="rows from this UTC date/time on")
+    parser.add_argument("--until", type=_when, metavar="DATE", help="rows before this UTC date/time")
+    parser.add_argument("--prices", metavar="FILE", help="dated price rows (TOML) to replay costs with")
+    parser.add_argument("--catalog", metavar="FILE", help="extra or overriding catalog rows (TOML)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _catalog(args: argparse.Namespace) -> Catalog:
+    from .catalog import Catalog, default_catalog
+
+    base = default_catalog()
+    path = getattr(args, "catalog", None)
+    if not path:
+        return base
+    extra = Catalog.from_file(path)
+    merged = base.with_rows(extra.models(), extra.providers())
+    merged.check()
+    return merged
+
+
+def _price_table(args: argparse.Namespace, catalog: Catalog) -> PriceTable | None:
+    from .pricing import PriceTable, load_price_changes
+
+    path = getattr(args, "prices", None)
+    if not path:
+        return None
+    return PriceTable(catalog, load_price_changes(path))
+
+
+def _check_models(catalog: Catalog, names: Sequence[str]) -> None:
+    unknown = [n for n in names if catalog.model(n) is None]
+    if unknown:
+        raise UsageError(f"unknown model(s) {unknown}; `llmroute prices` lists the known ones")
+
+
+def _load_rows(args: argparse.Namespace) -> list[LedgerRow]:
+    if bool(args.db) == bool(args.jsonl):
+        raise UsageError("give the ledger to read: --db PATH or --jsonl PATH (one of them)")
+    bounds = {"since": args.since, "until": args.until}
+    if args.jsonl:
+        from .ledger import Ledger
+        from .store import read_jsonl
+
+        try:
+            rows = read_jsonl(args.jsonl)
+        except OSError as e:
+            raise _Failure(f"cannot read {args.jsonl}: {e}") from e
+        return Ledger(rows).rows(**bounds)
+    from .store import SQLiteStore
+
+    store = SQLiteStore.open_existing(args.db)
+    total = store.count()
+    if total > 50_000 and sys.stderr.isatty() and _rich_available() and not args.json:
+        from rich.progress import Progress
+
+        out: list[LedgerRow] = []
+        with Progress(console=_console(stderr=True), transient=True) as progress:
+            task = progress.add_task("reading ledger", total=total)
+            for n, row in enumerate(store.iter_rows(**bounds), 1):
+                out.append(row)
+                if n % 5000 == 0:
+                    progress.update(task, completed=n)
+        return out
+    return store.rows(**bounds)
+
+
+class _Failure(Exception):
+    """The command failed: exit code 1."""
+
+
+# -- prices --------------------------------------------------------------------------------------------
+
+
+def _prices(args: argparse.Namespace) -> int:
+    from .pricing import PricePeriod, PriceTable
+
+    catalog = _catalog(args)
+    table = _price_table(args, catalog) or PriceTable(catalog)
+    at = args.at.timestamp() if args.at else None
+    records: list[dict[str, Any]] = []
     for model in sorted(catalog.models(), key=lambda m: (m.provider, m.id)):
-        price = model.price
         if args.provider and model.provider != args.provider:
             continue
-        rows.append(
-            (
-                model.id,
-                model.provider,
-                str(price.input) if price else "unpriced",
-                str(price.cache_read) if price and price.cache_read is not None else "-",
-                str(price.output) if price else "-",
-                f"{model.context_window:,}" if model.context_window else "-",
-                str(price.as_of) if price and price.as_of else "-",
+        shown: list[PricePeriod | None] = [*table.history(model.id)] if args.history else []
+        for period in shown or [None]:
+            price = period.price if period is not None else table.price_at(model.id, at)
+            records.append(
+                {
+                    "model": model.id,
+                    "provider": model.provider,
+                    "api_name": model.api_name,
+                    "effective": period.since_label
+                    if period is not None and period.origin == "change"
+                    else None,
+                    "currency": price.currency if price else None,
+                    "input": str(price.input) if price else None,
+                    "cache_read": _opt(price.cache_read) if price else None,
+                    "cache_write_5m": _opt(price.cache_write_5m) if price else None,
+                    "cache_write_1h": _opt(price.cache_write_1h) if price else None,
+                    "output": str(price.output) if price else None,
+                    "reasoning": _opt(price.reasoning) if price else None,
+                    "long_context_threshold": price.long_context_threshold if price else None,
+                    "context_window": model.context_window,
+                    "as_of": str(price.as_of) if price and price.as_of else None,
+                    "source": price.source if price else None,
+                    "priced": price is not None,
+                }
             )
-        )
-    _table(rows)
-    print("\nUSD per 1M tokens. Sources: `llmroute prices --sources`." if not args.sources else "")
+    if args.json:
+        _json(records)
+        return 0
+    header = ["model", "provider", "input", "cache read", "cache write", "output", "context", "as of"]
+    if args.history:
+        header.insert(2, "from")
     if args.sources:
-        for model in catalog.models():
-            if model.price is not None:
-                print(f"{model.id}: {model.price.source}")
+        header.append("source")
+    rows = []
+    for r in records:
+        cells: list[str] = [
+            r["model"],
+            r["provider"],
+            r["input"] or "unpriced",
+            r["cache_read"] or "-",
+            r["cache_write_5m"] or "-",
+            r["output"] or "-",
+            f"{r['context_window']:,}" if r["context_window"] else "-",
+            r["as_of"] or "-",
+        ]
+        if args.history:
+            cells.insert(2, r["effective"] or "-")
+        if args.sources:
+            cells.append(r["source"] or "-")
+        rows.append(cells)
+    when = f" in force at {args.at:%Y-%m-%d %H:%M} UTC" if args.at else ""
+    _table(f"Prices{when} (USD per 1M tokens)", header, rows)
+    if not args.sources:
+        _say("Sources: `llmroute prices --sources`; dated changes: `--prices FILE --history`.")
     return 0
 
 
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * width for width in widths))
+def _opt(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# -- report --------------------------------------------------------------------------------------------
+
+
+def _stats_cells(s: Stats) -> list[str]:
+    from .pricing import money
+
+    return [
+        str(s.key) if not isinstance(s.key, tuple) else " / ".join(map(str, s.key)),
+        f"{s.calls:,}",
+        f"{s.attempts:,}",
+        f"{s.usage.input_tokens:,}",
+        f"{s.usage.cache_read_tokens:,}",
+        f"{s.usage.cache_write_tokens:,}",
+        f"{s.usage.output_tokens:,}",
+        f"{s.usage.reasoning_tokens:,}",
+        _share(s.cache_hit_share),
+        money(s.cost_or_none, s.unpriced if s.priced else 0),
+        money(s.cost_per_call) if s.cost_per_call is not None else ("unpriced" if s.unpriced else "-"),
+        _seconds(s.latency_p50),
+        _seconds(s.latency_p95),
+        _seconds(s.latency_p99),
+        _share(s.failure_rate),
+        _share(s.fallback_rate),
+        f"{s.truncated:,}",
+    ]
+
+
+_STATS_HEADER = [
+    "",
+    "calls",
+    "attempts",
+    "input",
+    "cached",
+    "cache write",
+    "output",
+    "reasoning",
+    "cache hit",
+    "cost",
+    "per call",
+    "p50",
+    "p95",
+    "p99",
+    "failed",
+    "fallback",
+    "truncated",
+]
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .reports import DEFAULT_BREAKDOWNS, breakdown, build_report
+
+    catalog = _catalog(args)
+    _check_models(catalog, args.whatif or ())
+    rows = _load_rows(args)
+    prices = _price_table(args, catalog)
+    if prices is not None:
+        rows = prices.reprice(rows)
+    by = tuple(args.by) if args.by else ("model", "task", "day")
+    if "all" in by:
+        by = DEFAULT_BREAKDOWNS
+    report = build_report(rows, by)
+    whatifs = _whatifs(rows, args.whatif or (), catalog, prices)
+    if args.html:
+        from .htmlreport import render_html
+        from .whatif import narrate
+
+        story = (
+            narrate(rows, args.whatif[0], catalog=catalog, prices=prices, period="These rows")
+            if (args.whatif and rows)
+            else ""
+        )
+        page = render_html(report, breakdown(rows, ("day", "model")), whatifs, narrative=story)
+        try:
+            with open(args.html, "w", encoding="utf-8") as f:
+                f.write(page)
+        except OSError as e:
+            raise _Failure(f"cannot write {args.html}: {e}") from e
+    if args.json:
+        data = report.as_dict()
+        data["whatif"] = [w.as_dict() for w in whatifs]
+        _json(data)
+        return 0
+    if not rows:
+        _say("No rows in this ledger for that period.")
+        return 0
+    _table("Total", _STATS_HEADER, [_stats_cells(report.total)])
+    for name, stats in report.groups.items():
+        _table(f"By {name}", _STATS_HEADER, [_stats_cells(s) for s in stats])
+    drifted = [d for d in report.drift if d.drifted]
+    if drifted:
+        _table(
+            "Served-model drift",
+            ["deployment", "model", "served versions (attempts)", "changes"],
+            [
+                [
+                    d.deployment,
+                    d.model,
+                    ", ".join(f"{v.served_model} ({v.attempts})" for v in d.versions),
+                    str(len(d.changes)),
+                ]
+                for d in drifted
+            ],
+        )
+    if whatifs:
+        _whatif_table(whatifs)
+    if args.html:
+        _say(f"HTML report written to {args.html}")
+    return 0
+
+
+def _whatifs(
+    rows: list[LedgerRow], models: Sequence[str], catalog: Catalog, prices: PriceTable | None
+) -> list[Repricing]:
+    from .whatif import reprice
+
+    return [reprice(rows, m, catalog=catalog, prices=prices) for m in models]
+
+
+def _whatif_table(results: Sequence[Repricing]) -> None:
+    from .pricing import money
+
+    rows = []
+    for r in results:
+        savings = r.savings
+        rows.append(
+            [
+                r.label,
+                f"{r.moved:,}",
+                money(r.actual, r.actual_unpriced),
+                ("~" if r.estimate else "") + money(r.hypothetical, r.hypothetical_unpriced),
+                money(savings) if savings is not None else "unknown",
+            ]
+        )
+    _table("What if", ["scenario", "rows moved", "recorded", "would have cost", "saved"], rows)
+    notes = sorted({n for r in results for n in r.notes})
+    for note in notes:
+        _say(f"  ~ estimate: {note}")
+
+
+# -- whatif --------------------------------------------------------------------------------------------
+
+
+def _parse_routes(items: Sequence[str]) -> dict[str, str]:
+    table = {}
+    for item in items:
+        task, sep, model = item.partition("=")
+        if not sep or not task or not model:
+            raise UsageError(f"--route {item!r}: expected TASK=MODEL (or *=MODEL for every other task)")
+        table[task] = model
+    return table
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    from .whatif import narrate, reprice, reroute
+
+    catalog = _catalog(args)
+    routes = _parse_routes(args.route or ())
+    if not args.model and not routes:
+        raise UsageError("name an alternative: --model MODEL and/or --route TASK=MODEL")
+    _check_models(catalog, [*(args.model or ()), *routes.values(), *([args.default] if args.default else [])])
+    rows = _load_rows(args)
+    prices = _price_table(args, catalog)
+    results = [reprice(rows, m, catalog=catalog, prices=prices) for m in args.model or ()]
+    if routes:
+        results.append(reroute(rows, routes, default=args.default, catalog=catalog, prices=prices))
+    for task in args.task or ():
+        for model in args.model or ():
+            moved = reroute(rows, {task: model}, catalog=catalog, prices=prices)
+            results.append(moved)
+    story = (
+        narrate(
+            rows, args.model[0], tasks=args.task or (), period=args.period, catalog=catalog, prices=prices
+        )
+        if args.model
+        else ""
+    )
+    if args.json:
+        _json({"narrative": story, "results": [r.as_dict() for r in results]})
+        return 0
+    if not rows:
+        _say("No rows in this ledger for that period.")
+        return 0
+    if story:
+        _say(story)
+    _whatif_table(results)
+    return 0
+
+
+# -- estimate ------------------------------------------------------------------------------------------
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    from .pricing import money
+    from .whatif import TaskLoad, Workload, estimate_workload, load_workload
+
+    catalog = _catalog(args)
+    inline = args.input is not None or args.output is not None
+    if args.workload and inline:
+        raise UsageError("give a workload file or --input/--output, not both")
+    workload: Workload
+    if args.workload:
+        workload = load_workload(args.workload)
+    elif inline:
+        if args.input is None or args.output is None:
+            raise UsageError("--input and --output are both needed (tokens per request, e.g. 8.5K and 400)")
+        try:
+            load = TaskLoad(args.task, args.requests, args.input, args.output, cache_share=args.cache_share)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        workload = Workload((load,), name="command line")
+    else:
+        raise UsageError("describe the workload: a TOML/JSON file, or --input N --output N [--requests N]")
+    routes = _parse_routes(args.route or ())
+    models = list(args.model or workload.models)
+    routings = dict(workload.routings)
+    if routes:
+        routings["command line"] = routes
+    if not models and not routings:
+        raise UsageError("name models to compare with --model (or list them in the workload file)")
+    _check_models(catalog, [*models, *(m for table in routings.values() for m in table.values())])
+    result = estimate_workload(workload, models, routings, catalog=catalog)
+    if args.json:
+        _json(result.as_dict())
+        return 0
+    tasks = [t.task for t in workload.tasks]
+    _table(
+        f"{workload.name}: tasks per month",
+        ["task", "requests", "input", "output", "cache share"],
+        [
+            [
+                t.task,
+                f"{t.requests:,}",
+                f"{t.input_tokens:,}",
+                f"{t.output_tokens:,}",
+                _share(float(t.cache_share)),
+            ]
+            for t in workload.tasks
+        ],
+    )
+    if result.models:
+        _table(
+            "Monthly cost per model",
+            ["model", *tasks, "total"],
+            [[m.model, *(money(m.per_task[t]) for t in tasks), money(m.total)] for m in result.models],
+        )
+    if result.routings:
+        _table(
+            "Monthly cost per routing table",
+            ["routing", *tasks, "total"],
+            [
+                [r.name, *(f"{money(r.per_task[t][1])} ({r.per_task[t][0]})" for t in tasks), money(r.total)]
+                for r in result.routings
+            ],
+        )
+    return 0
+
+
+# -- main ----------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmroute", description="Route LLM calls by cost, residency and health."
     )
@@ -57,24 +564,89 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run a routed workload against the built-in provider emulator")
     demo.add_argument("--calls", type=int, default=400, help="number of calls (default 400)")
     demo.add_argument("--seed", type=int, default=7)
+
     prices = sub.add_parser("prices", help="list the catalog's models and prices")
     prices.add_argument("--provider", help="only this provider")
-    prices.add_argument("--sources", action="store_true", help="print where each price was read")
-    args = parser.parse_args(argv)
+    prices.add_argument("--sources", action="store_true", help="show where each price was read")
+    prices.add_argument("--at", type=_when, metavar="DATE", help="prices in force at this UTC date/time")
+    prices.add_argument("--history", action="store_true", help="every dated price row, not only the current")
+    prices.add_argument("--prices", metavar="FILE", help="dated price rows (TOML [[price]] tables)")
+    prices.add_argument("--catalog", metavar="FILE", help="extra or overriding catalog rows (TOML)")
+    prices.add_argument("--json", action="store_true", help="machine-readable output")
+
+    report = sub.add_parser("report", help="cost, tokens, cache hits, latency and failures from a ledger")
+    _add_source(report)
+    report.add_argument(
+        "--by",
+        action="append",
+        metavar="FIELD",
+        help="break down by model, provider, deployment, task, tag, user, day, week, month, label:NAME, "
+        "or FIELD+FIELD; 'all' for the usual set (repeatable; default: model, task, day)",
+    )
+    report.add_argument("--whatif", action="append", metavar="MODEL", help="also reprice on this model")
+    report.add_argument("--html", metavar="FILE", help="also write a single-file HTML report with charts")
+
+    whatif = sub.add_parser("whatif", help="what the recorded calls would have cost elsewhere")
+    _add_source(whatif)
+    whatif.add_argument("--model", action="append", metavar="MODEL", help="reprice every row on MODEL")
+    whatif.add_argument("--route", action="append", metavar="TASK=MODEL", help="a routing table row")
+    whatif.add_argument("--default", metavar="MODEL", help="with --route: the model for other tasks")
+    whatif.add_argument("--task", action="append", metavar="TASK", help="savings of moving only this task")
+    whatif.add_argument("--period", default="These rows", help="how the narrative names the period")
+
+    estimate = sub.add_parser("estimate", help="monthly cost of a described workload, per model")
+    estimate.add_argument("workload", nargs="?", help="a workload file (.toml or .json)")
+    estimate.add_argument("--input", type=_tokens, metavar="N", help="input tokens per request (8.5K, 80M)")
+    estimate.add_argument("--output", type=_tokens, metavar="N", help="output tokens per request")
+    estimate.add_argument(
+        "--requests", type=_tokens, default=1, metavar="N", help="requests a month (default 1)"
+    )
+    estimate.add_argument(
+        "--cache-share", default="0", metavar="S", help="share of input read from cache, 0-1"
+    )
+    estimate.add_argument("--task", default="workload", help="the task's name")
+    estimate.add_argument("--model", action="append", metavar="MODEL", help="a model to price it on")
+    estimate.add_argument("--route", action="append", metavar="TASK=MODEL", help="a routing table row")
+    estimate.add_argument("--catalog", metavar="FILE", help="extra or overriding catalog rows (TOML)")
+    estimate.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "prices": _prices,
+    "report": _report,
+    "whatif": _whatif,
+    "estimate": _estimate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or bad usage (2)
+        return int(e.code) if isinstance(e.code, int) else 2
     try:
         if args.command == "demo":
             from .demo import run_demo
 
             return run_demo(calls=args.calls, seed=args.seed)
-        return _prices(args)
+        return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except UsageError as e:
+        parser.print_usage(sys.stderr)
+        print(f"llmroute {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except _Failure as e:
+        print(f"llmroute {args.command}: {e}", file=sys.stderr)
+        return 1
     except Exception as e:  # a readable message instead of a traceback, and a script-friendly code
         from .errors import LLMRouteError
 
         if not isinstance(e, LLMRouteError):
             raise
-        print(f"llmroute: {e}", file=sys.stderr)
+        print(f"llmroute {args.command}: {e}", file=sys.stderr)
         return 1
 
 
