@@ -36,6 +36,7 @@ from .response import RouteInfo, call_cost
 from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
+    from .budget import Budgets, Reservation
     from .truncation import TruncationPolicy, Verdict
 
 __all__ = ["RouterCore"]
@@ -62,6 +63,7 @@ class RouterCore:
         balancer: Balancer | None = None,
         queue_timeout: float = 0.0,
         truncation: TruncationPolicy | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         base = catalog if catalog is not None else default_catalog()
         models, providers = tuple(models), tuple(providers)
@@ -80,6 +82,9 @@ class RouterCore:
         self.policy: Policy = policy if policy is not None else Requested(fallbacks)
         self.fallbacks = tuple(fallbacks)
         self.ledger = ledger if ledger is not None else Ledger()
+        self.budgets = budgets
+        if budgets is not None:
+            budgets.watch(self.ledger)  # each attempt's row settles its reservation
         self.retry = retry if retry is not None else RetryPolicy()
         self.health = health if health is not None else Health()
         self.cooldowns = cooldowns if cooldowns is not None else Cooldowns()
@@ -314,6 +319,13 @@ class RouterCore:
             queue_timeout=self.queue_timeout,
         )
 
+    def reserve(self, call_id: str, call: Call, request: ChatRequest) -> Reservation | None:
+        """Reserve the attempt's estimated cost under every budget it falls in (raises
+        `BudgetExceeded` before anything is sent); the attempt's ledger row settles it."""
+        if self.budgets is None:
+            return None
+        return self.budgets.reserve_for(request, call.target, key=(call_id, call.number))
+
     def available(self, target: Target) -> bool:
         return self.cooldowns.cooling_until(target.name) is None
 
@@ -368,7 +380,7 @@ class RouterCore:
             served_model=served_model,
             hints=request.hints,
             usage=usage,
-            cost=price.cost(usage) if price is not None else None,
+            price=price,  # the row prices itself when read: lighter to keep
             latency_s=latency,
             outcome=outcome,
             ttft_s=ttft_s,

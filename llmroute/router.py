@@ -45,7 +45,7 @@ from .stream import AsyncRoutedStream, RoutedStream, _Settle
 from .usage import Usage
 
 if TYPE_CHECKING:
-    from .catalog import Secret  # noqa: F401
+    from .budget import Budgets
     from .truncation import TruncationPolicy
 
 __all__ = ["AsyncRouter", "Router"]
@@ -73,6 +73,7 @@ class _Base:
         balancer: Balancer | None = None,
         queue_timeout: float = 0.0,
         truncation: TruncationPolicy | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         """Build a router.
 
@@ -89,6 +90,8 @@ class _Base:
           its client-side limits (`max_in_flight`, `rpm`, `tpm`) before moving on (default 0).
         - `truncation`: what to do with cut answers, per kind (default: `TruncationPolicy()` —
           return flagged, but move a content-filtered answer to the next target).
+        - `budgets`: spending limits (`llmroute.budget.Budgets`); a call whose estimated cost would
+          cross a hard limit fails with `BudgetExceeded` before anything is sent.
         """
         self._core = RouterCore(
             deployments,
@@ -104,6 +107,7 @@ class _Base:
             balancer=balancer,
             queue_timeout=queue_timeout,
             truncation=truncation,
+            budgets=budgets,
         )
 
     @property
@@ -211,6 +215,7 @@ class Router(_Base):
         rows: list[LedgerRow] = []
 
         def complete(call: Call) -> Attempt[Completed]:
+            reservation = core.reserve(call_id, call, request)
             adapter = core.adapter(call.target)
             flow = answer_flow(core, call_id, call, request, decision, rows)
             try:
@@ -224,8 +229,20 @@ class Router(_Base):
             except StopIteration as done:
                 result: Attempt[Completed] = done.value
                 return result
+            finally:
+                if reservation is not None:
+                    reservation.release()  # a no-op once the attempt's row has settled it
 
         def open_stream(call: Call) -> Attempt[RoutedStream]:
+            reservation = core.reserve(call_id, call, request)  # settled by the stream's ledger row
+            try:
+                return open_reserved(call)
+            except BaseException:
+                if reservation is not None:
+                    reservation.release()
+                raise
+
+        def open_reserved(call: Call) -> Attempt[RoutedStream]:
             started = time.perf_counter()
             try:
                 chunks = core.adapter(call.target).stream(request, call.target)
@@ -285,6 +302,7 @@ class AsyncRouter(_Base):
         rows: list[LedgerRow] = []
 
         async def complete(call: Call) -> Attempt[Completed]:
+            reservation = core.reserve(call_id, call, request)
             adapter = core.adapter(call.target)
             flow = answer_flow(core, call_id, call, request, decision, rows)
             try:
@@ -298,8 +316,20 @@ class AsyncRouter(_Base):
             except StopIteration as done:
                 result: Attempt[Completed] = done.value
                 return result
+            finally:
+                if reservation is not None:
+                    reservation.release()  # a no-op once the attempt's row has settled it
 
         async def open_stream(call: Call) -> Attempt[AsyncRoutedStream]:
+            reservation = core.reserve(call_id, call, request)  # settled by the stream's ledger row
+            try:
+                return await open_reserved(call)
+            except BaseException:
+                if reservation is not None:
+                    reservation.release()
+                raise
+
+        async def open_reserved(call: Call) -> Attempt[AsyncRoutedStream]:
             started = time.perf_counter()
             try:
                 chunks = await core.adapter(call.target).astream(request, call.target)

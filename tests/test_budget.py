@@ -346,3 +346,68 @@ def test_budgets_watch_a_real_router(make_router: Any, emu: Emulator) -> None:
     request = router._core.prepare({"model": "deepseek-v3.2", "messages": USER})[0]
     with pytest.raises(OverBudget, match="provider:deepseek"):
         tight.reserve_for(request, target)
+
+
+# -- through the router ------------------------------------------------------------------------------
+
+
+def _router_with(budgets: Any, emu: Any) -> Any:
+    import llmroute
+    from conftest import deployments
+
+    return llmroute.Router(deployments(emu), budgets=budgets)
+
+
+def test_router_refuses_the_call_that_would_cross_a_hard_limit_before_sending() -> None:
+    from conftest import USER
+
+    import llmroute
+    from llmroute.budget import Budget, Budgets
+    from llmroute.testing import Emulator
+
+    emu = Emulator()
+    budgets = Budgets([Budget("0.02", scope="global")])
+    router = _router_with(budgets, emu)
+    sent = 0
+    with pytest.raises(llmroute.BudgetExceeded) as info:
+        for _ in range(100):
+            router.chat.completions.create(model="gpt-5.4", messages=USER, max_tokens=200)
+            sent += 1
+    assert len(emu.requests) == sent > 0  # the refused call reached no provider
+    spent = router.ledger.total().cost
+    assert spent <= Decimal("0.02")
+    assert info.value.limit == Decimal("0.02")
+    assert budgets.remaining("") == Decimal("0.02") - spent  # reservations all settled
+    router.close()
+
+
+def test_router_budget_holds_under_threads() -> None:
+    import threading
+
+    from conftest import USER
+
+    import llmroute
+    from llmroute.budget import Budget, Budgets
+    from llmroute.testing import Emulator
+
+    emu = Emulator()
+    budgets = Budgets([Budget("0.05", scope="global")])
+    router = _router_with(budgets, emu)
+    refused = []
+
+    def work() -> None:
+        for _ in range(30):
+            try:
+                router.chat.completions.create(model="gpt-5.4", messages=USER, max_tokens=100)
+            except llmroute.BudgetExceeded:
+                refused.append(1)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert refused
+    assert router.ledger.total().cost <= Decimal("0.05")  # estimates bound each call from above
+    assert budgets.status() is not None
+    router.close()
