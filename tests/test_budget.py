@@ -352,8 +352,9 @@ def test_budgets_watch_a_real_router(make_router: Any, emu: Emulator) -> None:
 
 
 def _router_with(budgets: Any, emu: Any) -> Any:
-    import llmroute
     from conftest import deployments
+
+    import llmroute
 
     return llmroute.Router(deployments(emu), budgets=budgets)
 
