@@ -16,13 +16,14 @@ Every request sent is its own ledger row. The sync and async routers drive the f
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from .engine import Attempt
 from .errors import ProviderError, Retryability, TruncatedResponse
-from .usage import FinishReason
+from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
     from .core import RouterCore
@@ -75,6 +76,22 @@ def _judge_completed(request: ChatRequest, done: Completed) -> Verdict:
         refusal=message.refusal if message is not None else None,
         output_tokens=done.usage.output_tokens,
     )
+
+
+def _estimated_usage(request: ChatRequest, call: Call, done: Completed) -> Usage:
+    """Count the tokens ourselves, flagged `estimated`, when a provider reports no usage."""
+    from . import tokens
+    from .estimate import estimate_prompt_tokens
+
+    prompt, _ = estimate_prompt_tokens(request, call.target)
+    message = done.completion.choices[0].message if done.completion.choices else None
+    text = (message.content or "") if message is not None else ""
+    calls = "".join(
+        json.dumps(c.model_dump(mode="json"))
+        for c in (message.tool_calls or [] if message is not None else [])
+    )
+    output = tokens.count_text(text + calls, call.target.api_name, encoding=call.target.model.tokenizer)
+    return Usage(prompt, output, estimated=True)
 
 
 def _with_limit(request: ChatRequest, limit: int) -> ChatRequest:
@@ -147,6 +164,8 @@ def answer_flow(
             )
             return Attempt(error=outcome)
         done = outcome
+        if not done.usage.total_tokens:
+            done.usage = _estimated_usage(current, call, done)  # the provider sent none (or garbage)
         verdict = _judge_completed(current, done)
         rows.append(core.answered(call_id, call, current, started, done, verdict, decision))
         action = policy.action(verdict)

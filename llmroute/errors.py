@@ -27,6 +27,7 @@ Exception
         │       └── Overloaded                                   529 / 503 overloaded
         ├── ProviderConnectionError (openai.APIConnectionError)
         │   └── ProviderTimeout (openai.APITimeoutError)
+        ├── MalformedResponse                                    not a valid response (bad JSON, no choices)
         ├── StreamInterrupted                                    a stream ended without finishing
         └── TruncatedResponse                                    an answer was cut, and the policy says raise
 AllTargetsFailed (LLMRouteError, ExceptionGroup, openai.APIError)  every target failed; holds each error
@@ -60,6 +61,7 @@ __all__ = [
     "Conflict",
     "ContextWindowExceeded",
     "InvalidRequest",
+    "MalformedResponse",
     "LLMRouteError",
     "MissingAPIKey",
     "ModelNotFound",
@@ -311,6 +313,11 @@ class StreamInterrupted(ProviderError):
     """
 
     partial_text: str = ""
+
+
+class MalformedResponse(ProviderError):
+    """The provider answered with something that is not a valid response (not JSON, no choices,
+    wrong types). Retryable: proxies and overloaded gateways produce these."""
 
 
 class TruncatedResponse(ProviderError):

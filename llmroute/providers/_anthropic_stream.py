@@ -25,6 +25,7 @@ from ._anthropic_wire import (
     decode_usage,
 )
 from .base import (
+    MALFORMED,
     AsyncChunkStream,
     ChunkStream,
 )
@@ -215,7 +216,7 @@ class _Chunks(ChunkStream):
                 chunks = translate.feed(event)
                 self.usage, self.finish_reason = translate.usage, translate.finish
                 yield from chunks
-        except (anthropic.AnthropicError, httpx2.HTTPError) as e:
+        except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
             self.usage = translate.partial_usage()
             raise self._adapter.map_error(e, self._target) from e
 
@@ -247,7 +248,7 @@ class _AsyncChunks(AsyncChunkStream):
                 self.usage, self.finish_reason = translate.usage, translate.finish
                 for chunk in chunks:
                     yield chunk
-        except (anthropic.AnthropicError, httpx2.HTTPError) as e:
+        except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
             self.usage = translate.partial_usage()
             raise self._adapter.map_error(e, self._target) from e
 

@@ -39,11 +39,13 @@ from .. import errors as E
 from ..errors import InvalidRequest
 from ..response import RoutedChatCompletion
 from .base import (
+    MALFORMED,
     Adapter,
     AsyncChunkStream,
     ChunkStream,
     Completed,
     client_settings,
+    malformed,
     redact_sdk_error,
     retry_after_seconds,
 )
@@ -295,24 +297,28 @@ class AnthropicAdapter(Adapter):
         client: Any = self.sync_client()
         try:
             raw = client.messages.with_raw_response.create(**encoded.params)
-            message = raw.parse()
         except ValueError as e:  # the SDK refuses long non-streaming calls before sending them
             raise InvalidRequest("max_tokens", str(e)) from e
         except (anthropic.AnthropicError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self.decode(message, raw.http_response, encoded.json_tool)
+        try:
+            return self.decode(raw.parse(), raw.http_response, encoded.json_tool)
+        except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
+            raise self.map_error(e, target) from e
 
     async def acomplete(self, request: ChatRequest, target: Target) -> Completed:
         encoded = self.encode(request, target, stream=False)
         client: Any = self.async_client()
         try:
             raw = await client.messages.with_raw_response.create(**encoded.params)
-            message = await raw.parse()
-        except ValueError as e:
+        except ValueError as e:  # the SDK refuses long non-streaming calls before sending them
             raise InvalidRequest("max_tokens", str(e)) from e
         except (anthropic.AnthropicError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self.decode(message, raw.http_response, encoded.json_tool)
+        try:
+            return self.decode(await raw.parse(), raw.http_response, encoded.json_tool)
+        except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
+            raise self.map_error(e, target) from e
 
     def stream(self, request: ChatRequest, target: Target) -> ChunkStream:
         encoded = self.encode(request, target, stream=True)
@@ -355,6 +361,10 @@ def map_anthropic_error(error: BaseException, target: Target, secrets: tuple[str
         "deployment": target.deployment.name,
         "model": target.model.id,
     }
+    if isinstance(error, E.ProviderError):
+        return error  # already ours
+    if isinstance(error, MALFORMED):
+        return malformed(error, target, secrets)
     redact_sdk_error(error, secrets)  # it is chained as the cause: scrub it too
     if isinstance(error, anthropic.APIStatusError):
         response = error.response

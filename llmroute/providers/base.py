@@ -26,6 +26,7 @@ from ..usage import FinishReason, Usage
 
 if TYPE_CHECKING:
     from ..catalog import Deployment, ProviderSpec
+    from ..errors import MalformedResponse
     from ..policy import Target
     from ..request import ChatRequest
     from ..truncation import Verdict
@@ -35,7 +36,9 @@ __all__ = [
     "AsyncChunkStream",
     "ChunkStream",
     "Completed",
+    "MALFORMED",
     "client_settings",
+    "malformed",
     "redact_sdk_error",
     "retry_after_seconds",
 ]
@@ -185,6 +188,25 @@ def redact_sdk_error(error: BaseException, secrets: tuple[str, ...]) -> None:
     error.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in error.args)
     if hasattr(error, "body"):
         error.body = _redact_value(error.body, secrets)
+
+
+MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError)
+"""What reading an answer that is not a valid response raises (JSON and shape errors)."""
+
+
+def malformed(error: BaseException, target: Target, secrets: tuple[str, ...]) -> MalformedResponse:
+    """The llmroute error for an answer that could not be read."""
+    from ..errors import MalformedResponse
+
+    url = f"{target.deployment.base_url or target.provider.base_url}"
+    message = redact(f"the provider's answer could not be read: {type(error).__name__}: {error}", secrets)
+    return MalformedResponse(
+        message[:500],
+        request=httpx2.Request("POST", url),
+        provider=target.provider.name,
+        deployment=target.deployment.name,
+        model=target.model.id,
+    )
 
 
 def retry_after_seconds(headers: Mapping[str, str] | Any, now: float | None = None) -> float | None:

@@ -21,11 +21,13 @@ from .. import errors as E
 from ..response import FastChunk, RoutedChatCompletion
 from ..usage import FinishReason, Usage
 from .base import (
+    MALFORMED,
     Adapter,
     AsyncChunkStream,
     ChunkStream,
     Completed,
     client_settings,
+    malformed,
     redact_sdk_error,
     retry_after_seconds,
 )
@@ -235,7 +237,8 @@ class OpenAICompatAdapter(Adapter):
         try:
             raw = client.post("/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options)
             completion = raw.parse()
-        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            check_completion(completion, target, raw.http_response)
+        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
             raise self.map_error(e, target) from e
         return self.decode(completion, raw.headers, raw.http_response)
 
@@ -247,7 +250,8 @@ class OpenAICompatAdapter(Adapter):
                 "/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options
             )
             completion = raw.parse()
-        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            check_completion(completion, target, raw.http_response)
+        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
             raise self.map_error(e, target) from e
         return self.decode(completion, raw.headers, raw.http_response)
 
@@ -291,8 +295,27 @@ class OpenAICompatAdapter(Adapter):
         return map_openai_error(error, target, self._secrets)
 
 
+def check_completion(completion: Any, target: Target, response: httpx2.Response | None) -> None:
+    """Raise `MalformedResponse` unless `completion` has the shape every caller relies on."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list) or not choices or not all(hasattr(c, "message") for c in choices):
+        request = (
+            response.request if response is not None else httpx2.Request("POST", "http://unknown.invalid")
+        )
+        raise E.MalformedResponse(
+            "the provider's answer has no valid `choices`",
+            request=request,
+            response=response,
+            provider=target.provider.name,
+            deployment=target.deployment.name,
+            model=target.model.id,
+        )
+
+
 def map_openai_error(error: BaseException, target: Target, secrets: tuple[str, ...]) -> Exception:
     """The one place `openai` SDK and `httpx2` errors become llmroute errors."""
+    if isinstance(error, E.ProviderError):
+        return error  # already ours (a malformed answer found after parsing)
     facts: dict[str, Any] = {
         "provider": target.provider.name,
         "deployment": target.deployment.name,
@@ -333,6 +356,8 @@ def map_openai_error(error: BaseException, target: Target, secrets: tuple[str, .
         return E.ProviderTimeout(E.redact(str(error), secrets), request=error.request, **facts)
     if isinstance(error, httpx2.RequestError):
         return E.ProviderConnectionError(E.redact(str(error), secrets), request=error.request, **facts)
+    if isinstance(error, MALFORMED):
+        return malformed(error, target, secrets)
     if isinstance(error, Exception):
         return error
     raise error
@@ -364,7 +389,7 @@ class _Chunks(ChunkStream):
                     if self._hide_usage and not chunk.choices:
                         continue
                 yield chunk
-        except (openai.OpenAIError, httpx2.HTTPError) as e:
+        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
             raise self._adapter.map_error(e, self._target) from e
 
     def close(self) -> None:
@@ -397,7 +422,7 @@ class _AsyncChunks(AsyncChunkStream):
                     if self._hide_usage and not chunk.choices:
                         continue
                 yield chunk
-        except (openai.OpenAIError, httpx2.HTTPError) as e:
+        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
             raise self._adapter.map_error(e, self._target) from e
 
     async def aclose(self) -> None:
