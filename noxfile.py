@@ -62,3 +62,15 @@ def bench(session: nox.Session) -> None:
     env = _tiktoken_env(session)
     for script in session.posargs or ["overhead.py"]:
         session.run("python", os.path.join("benchmarks", script), env=env)
+
+
+@nox.session
+def bench_peers(session: nox.Session) -> None:
+    """llmroute against LiteLLM, aisuite and any-llm on one local emulator server. The peers are
+    installed only in this session's environment."""
+    session.install("-e", ".[aiohttp]")
+    # --no-deps: the file pins the peers' whole closure on top of llmroute's; two of their declared
+    # requirements (litellm: certifi>=2026.10.19, absent from the index; any-llm: anthropic<1) can't be met.
+    session.install("--no-deps", "-r", os.path.join("benchmarks", "requirements-peers.txt"))
+    env = _tiktoken_env(session)
+    session.run("python", os.path.join("benchmarks", "peers.py"), *session.posargs, env=env)
