@@ -561,6 +561,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="llmroute", description="Route LLM calls by cost, residency and health."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "lint-prompt",
+        help="find what breaks prompt caching in recorded requests (JSON/JSONL)",
+        add_help=False,
+    )
     demo = sub.add_parser("demo", help="run a routed workload against the built-in provider emulator")
     demo.add_argument("--calls", type=int, default=400, help="number of calls (default 400)")
     demo.add_argument("--seed", type=int, default=7)
@@ -621,6 +626,11 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["lint-prompt"]:  # its own parser: llmroute.prefix.lint
+        from .prefix.lint import main as lint_prompt
+
+        return lint_prompt(arguments[1:])
     parser = _parser()
     try:
         args = parser.parse_args(argv)

@@ -64,6 +64,7 @@ class RouterCore:
         queue_timeout: float = 0.0,
         truncation: TruncationPolicy | None = None,
         budgets: Budgets | None = None,
+        cache_hints: bool = True,
     ) -> None:
         base = catalog if catalog is not None else default_catalog()
         models, providers = tuple(models), tuple(providers)
@@ -83,6 +84,7 @@ class RouterCore:
         self.fallbacks = tuple(fallbacks)
         self.ledger = ledger if ledger is not None else Ledger()
         self.budgets = budgets
+        self.cache_hints = cache_hints
         if budgets is not None:
             budgets.watch(self.ledger)  # each attempt's row settles its reservation
         self.retry = retry if retry is not None else RetryPolicy()
@@ -318,6 +320,15 @@ class RouterCore:
             admit=self.admitter(request),
             queue_timeout=self.queue_timeout,
         )
+
+    def hinted(self, request: ChatRequest, target: Target) -> ChatRequest:
+        """`request` with the prompt-cache hints of `target`'s provider (Anthropic breakpoints, an
+        OpenAI `prompt_cache_key`), unless the router was built with `cache_hints=False`."""
+        if not self.cache_hints:
+            return request
+        from .prefix.layout import cache_hints
+
+        return cache_hints(request, target)
 
     def reserve(self, call_id: str, call: Call, request: ChatRequest) -> Reservation | None:
         """Reserve the attempt's estimated cost under every budget it falls in (raises

@@ -74,6 +74,7 @@ class _Base:
         queue_timeout: float = 0.0,
         truncation: TruncationPolicy | None = None,
         budgets: Budgets | None = None,
+        cache_hints: bool = True,
     ) -> None:
         """Build a router.
 
@@ -92,6 +93,9 @@ class _Base:
           return flagged, but move a content-filtered answer to the next target).
         - `budgets`: spending limits (`llmroute.budget.Budgets`); a call whose estimated cost would
           cross a hard limit fails with `BudgetExceeded` before anything is sent.
+        - `cache_hints`: give each attempt its provider's prompt-cache hints — Anthropic breakpoints
+          where the request has none, an OpenAI `prompt_cache_key` from the stable prefix (see
+          `llmroute.prefix`). On by default.
         """
         self._core = RouterCore(
             deployments,
@@ -108,6 +112,7 @@ class _Base:
             queue_timeout=queue_timeout,
             truncation=truncation,
             budgets=budgets,
+            cache_hints=cache_hints,
         )
 
     @property
@@ -222,7 +227,9 @@ class Router(_Base):
                 sent = next(flow)
                 while True:
                     try:
-                        outcome: Completed | ProviderError = adapter.complete(sent, call.target)
+                        outcome: Completed | ProviderError = adapter.complete(
+                            core.hinted(sent, call.target), call.target
+                        )
                     except ProviderError as e:
                         outcome = e
                     sent = flow.send(outcome)
@@ -245,7 +252,7 @@ class Router(_Base):
         def open_reserved(call: Call) -> Attempt[RoutedStream]:
             started = time.perf_counter()
             try:
-                chunks = core.adapter(call.target).stream(request, call.target)
+                chunks = core.adapter(call.target).stream(core.hinted(request, call.target), call.target)
             except ProviderError as e:
                 rows.append(
                     core.row(
@@ -309,7 +316,9 @@ class AsyncRouter(_Base):
                 sent = next(flow)
                 while True:
                     try:
-                        outcome: Completed | ProviderError = await adapter.acomplete(sent, call.target)
+                        outcome: Completed | ProviderError = await adapter.acomplete(
+                            core.hinted(sent, call.target), call.target
+                        )
                     except ProviderError as e:
                         outcome = e
                     sent = flow.send(outcome)
@@ -332,7 +341,9 @@ class AsyncRouter(_Base):
         async def open_reserved(call: Call) -> Attempt[AsyncRoutedStream]:
             started = time.perf_counter()
             try:
-                chunks = await core.adapter(call.target).astream(request, call.target)
+                chunks = await core.adapter(call.target).astream(
+                    core.hinted(request, call.target), call.target
+                )
             except ProviderError as e:
                 rows.append(
                     core.row(

@@ -36,6 +36,8 @@ Config files name policies through `by_name` / `from_spec`; `register` adds your
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._core import BuiltinPolicy, Pipeline, RequestFacts, estimate, facts, matches
 from .budget import Budget, SpendView
 from .cost import Cheapest
@@ -45,9 +47,20 @@ from .ordering import Prefer, Split, TaskType, bucket
 from .registry import by_name, default_chain, from_spec, names, register
 from .residency import Residency
 
+
+def __getattr__(name: str) -> Any:
+    """`CacheAffinity` and `PrefixLabel` live in `llmroute.prefix` (they build on this package)."""
+    if name in ("CacheAffinity", "PrefixLabel"):
+        from ..prefix import affinity
+
+        return getattr(affinity, name)
+    raise AttributeError(f"module 'llmroute.policies' has no attribute {name!r}")
+
+
 __all__ = [
     "Budget",
     "BuiltinPolicy",
+    "CacheAffinity",
     "Capabilities",
     "Cheapest",
     "ContextWindow",
@@ -55,6 +68,7 @@ __all__ = [
     "MaxCost",
     "Pipeline",
     "Prefer",
+    "PrefixLabel",
     "RequestFacts",
     "Residency",
     "SpendView",

@@ -73,7 +73,21 @@ def _requested(fallbacks: Sequence[str] = ()) -> Requested:
     return Requested(fallbacks)
 
 
+def _cache_affinity(**options: Any) -> Policy:
+    from ..prefix.affinity import CacheAffinity  # imported here: prefix.affinity builds on this package
+
+    return CacheAffinity(**options)
+
+
+def _prefix_label(**options: Any) -> Policy:
+    from ..prefix.affinity import PrefixLabel
+
+    return PrefixLabel(**options)
+
+
 _REGISTRY: dict[str, PolicyFactory] = {
+    "cache_affinity": _cache_affinity,
+    "prefix_label": _prefix_label,
     "budget": Budget,
     "capabilities": Capabilities,
     "cheapest": Cheapest,
