@@ -155,7 +155,7 @@ class _Settle:
         reason = str(cause) if cause is not None else "the stream ended without a finish_reason"
         error = StreamInterrupted(
             f"stream interrupted after {len(''.join(self.text))} characters: {reason}",
-            request=cause.request if cause is not None else _placeholder_request(target),
+            request=cause.request if cause is not None else _endpoint_request(target),
             provider=target.provider.name,
             deployment=target.deployment.name,
             model=target.model.id,
@@ -164,7 +164,9 @@ class _Settle:
         return error
 
 
-def _placeholder_request(target: Any) -> Any:
+def _endpoint_request(target: Any) -> Any:
+    """The request an error names when the failure had no HTTP request of its own (a stream that
+    simply stopped): the target's chat endpoint."""
     return httpx2.Request(
         "POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions"
     )

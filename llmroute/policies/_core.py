@@ -19,6 +19,7 @@ Three things keep a decision in the microseconds:
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
@@ -225,10 +226,10 @@ class BuiltinPolicy(Policy):
     A subclass that overrides `rank` is run through its `rank`, like any user policy.
     """
 
+    @abstractmethod
     def _step(self, ctx: RouteContext, candidates: Targets) -> StepResult:
         """This policy's `Step` over `candidates` (which replace `ctx.candidates`), and the kept
         targets in order. Pure."""
-        raise NotImplementedError  # pragma: no cover
 
     def step(self, ctx: RouteContext, candidates: Targets) -> StepResult:
         if type(self).rank is not BuiltinPolicy.rank:

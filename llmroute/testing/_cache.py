@@ -27,6 +27,7 @@ Rules, in one place:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 __all__ = ["BlockCache", "BreakpointCache", "PrefixCache", "SlotCache"]
@@ -38,18 +39,18 @@ LOOKBACK = 20
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
-class PrefixCache:
+class PrefixCache(ABC):
     """Interface: ``min_tokens`` and ``lookup_store``."""
 
     min_tokens = 0
 
+    @abstractmethod
     def lookup_store(self, key: Hashable, seq: Sequence[int], ttl: float | None) -> int:
         """Cached tokens for ``seq`` under ``key``; then remember ``seq`` for later requests."""
-        raise NotImplementedError
 
+    @abstractmethod
     def clear(self) -> None:
         """Forget everything."""
-        raise NotImplementedError
 
 
 class BlockCache(PrefixCache):
