@@ -44,7 +44,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".", "mypy>=1.15")
+    session.install("-e", ".[cli]", "mypy>=1.15")
     session.run("mypy", "--strict", "llmroute")
 
 
