@@ -115,7 +115,6 @@ async def soak(calls: int, concurrency: int) -> None:
     bill = emu.bill.total()
     usage = router.ledger.total().usage
     retries = sum(1 for r in rows if r.attempt > 1)
-    fallbacks = len({r.call_id for r in rows if r.deployment != rows[0].deployment and r.attempt > 1})
     errors = Counter(r.error for r in rows if r.error)
     pii_to_cn = sum(1 for r in rows if r.hints.sensitivity == "pii" and r.provider == "deepseek")
     # Retry-After: within a call, the next attempt at a deployment that answered 429 ("wait 20 ms")
@@ -124,6 +123,7 @@ async def soak(calls: int, concurrency: int) -> None:
     for row in rows:
         by_call.setdefault(row.call_id, []).append(row)
     violations = 0
+    fallbacks = sum(1 for attempts in by_call.values() if len({r.deployment for r in attempts}) > 1)
     for attempts in by_call.values():
         attempts.sort(key=lambda r: r.attempt)
         for before, after in itertools.pairwise(attempts):
