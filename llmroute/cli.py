@@ -566,9 +566,30 @@ def _parser() -> argparse.ArgumentParser:
         help="find what breaks prompt caching in recorded requests (JSON/JSONL)",
         add_help=False,
     )
-    demo = sub.add_parser("demo", help="run a routed workload against the built-in provider emulator")
-    demo.add_argument("--calls", type=int, default=400, help="number of calls (default 400)")
-    demo.add_argument("--seed", type=int, default=7)
+    demo = sub.add_parser(
+        "demo",
+        help="a 10-developer team's month of routed calls against the built-in provider emulator",
+        description="A 10-developer team's month of LLM calls (the seed analyses' task mix and sizes), "
+        "routed across OpenAI, DeepSeek, Anthropic and a self-hosted model on the built-in emulator, "
+        "with rate limits, an outage and truncated answers injected. No API keys, no network.",
+    )
+    size = demo.add_mutually_exclusive_group()
+    size.add_argument(
+        "--scale",
+        type=float,
+        metavar="S",
+        help="share of the month's 3,700 calls to run, same proportions (default 0.5; --live: 0.002)",
+    )
+    size.add_argument("--calls", type=int, metavar="N", help="about N calls in all, instead of --scale")
+    demo.add_argument("--seed", type=int, default=7, help="seeds the workload and the faults (default 7)")
+    demo.add_argument("--html", metavar="FILE", help="also write the report as one HTML page with charts")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON instead of the report")
+    demo.add_argument(
+        "--live",
+        action="store_true",
+        help="run against the real providers (needs OPENAI_API_KEY, ANTHROPIC_API_KEY, DEEPSEEK_API_KEY)",
+    )
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     prices = sub.add_parser("prices", help="list the catalog's models and prices")
     prices.add_argument("--provider", help="only this provider")
@@ -640,7 +661,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from .demo import run_demo
 
-            return run_demo(calls=args.calls, seed=args.seed)
+            return run_demo(
+                scale=args.scale,
+                calls=args.calls,
+                seed=args.seed,
+                html=args.html,
+                as_json=args.json,
+                live=args.live,
+                progress=not args.no_progress,
+            )
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
