@@ -40,18 +40,16 @@ from ..errors import InvalidRequest
 from ..response import RoutedChatCompletion
 from .base import (
     MALFORMED,
-    Adapter,
     AsyncChunkStream,
     ChunkStream,
     Completed,
-    client_settings,
+    SDKAdapter,
     malformed,
     redact_sdk_error,
     retry_after_seconds,
 )
 
 if TYPE_CHECKING:
-    from ..catalog import Deployment, ProviderSpec
     from ..policy import Target
     from ..request import ChatRequest
 
@@ -90,49 +88,11 @@ __all__ = [
 # ------------------------------------------------------------------------------------ adapter
 
 
-class AnthropicAdapter(Adapter):
+class AnthropicAdapter(SDKAdapter):
     """Serves one Anthropic deployment through `anthropic.Anthropic` / `anthropic.AsyncAnthropic`."""
 
-    def __init__(self, deployment: Deployment, provider: ProviderSpec) -> None:
-        self.deployment = deployment
-        self.provider = provider
-        self._sync: anthropic.Anthropic | None = deployment.client
-        self._async: anthropic.AsyncAnthropic | None = deployment.async_client
-        self._owned: list[Any] = []
-        self._secrets: tuple[str, ...] = ()
-
-    # -- clients -------------------------------------------------------------------------------
-
-    def _settings(self) -> dict[str, Any]:
-        settings, self._secrets = client_settings(self.deployment, self.provider)
-        return settings
-
-    def sync_client(self) -> anthropic.Anthropic:
-        if self._sync is None:
-            client = anthropic.Anthropic(http_client=self.deployment.http_client, **self._settings())
-            self._owned.append(client)
-            self._sync = client
-        return self._sync
-
-    def async_client(self) -> anthropic.AsyncAnthropic:
-        if self._async is None:
-            client = anthropic.AsyncAnthropic(
-                http_client=self.deployment.async_http_client, **self._settings()
-            )
-            self._owned.append(client)
-            self._async = client
-        return self._async
-
-    def close(self) -> None:
-        for client in self._owned:
-            if isinstance(client, anthropic.Anthropic):
-                client.close()
-
-    async def aclose(self) -> None:
-        for client in self._owned:
-            if isinstance(client, anthropic.AsyncAnthropic):
-                await client.close()
-        self.close()
+    sync_class = anthropic.Anthropic
+    async_class = anthropic.AsyncAnthropic
 
     # -- encode / decode (pure) ----------------------------------------------------------------
 

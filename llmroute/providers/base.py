@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -35,6 +35,7 @@ __all__ = [
     "Adapter",
     "AsyncChunkStream",
     "ChunkStream",
+    "SDKAdapter",
     "Completed",
     "MALFORMED",
     "client_settings",
@@ -150,6 +151,50 @@ def _date_seconds(value: str, now: float | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class SDKAdapter(Adapter):
+    """An adapter over one provider SDK: its sync and async clients are built once, lazily, from
+    the deployment (`client_settings`), or injected (`Deployment.client` / `async_client`); `close`
+    and `aclose` release only the ones built here. Subclasses name the two client classes."""
+
+    sync_class: ClassVar[type[Any]]
+    async_class: ClassVar[type[Any]]
+
+    def __init__(self, deployment: Deployment, provider: ProviderSpec) -> None:
+        self.deployment = deployment
+        self.provider = provider
+        self._sync: Any = deployment.client
+        self._async: Any = deployment.async_client
+        self._owned: list[Any] = []
+        self._secrets: tuple[str, ...] = ()
+
+    def _settings(self) -> dict[str, Any]:
+        settings, self._secrets = client_settings(self.deployment, self.provider)
+        return settings
+
+    def sync_client(self) -> Any:
+        if self._sync is None:
+            self._sync = self.sync_class(http_client=self.deployment.http_client, **self._settings())
+            self._owned.append(self._sync)
+        return self._sync
+
+    def async_client(self) -> Any:
+        if self._async is None:
+            self._async = self.async_class(http_client=self.deployment.async_http_client, **self._settings())
+            self._owned.append(self._async)
+        return self._async
+
+    def close(self) -> None:
+        for client in self._owned:
+            if isinstance(client, self.sync_class):
+                client.close()
+
+    async def aclose(self) -> None:
+        for client in self._owned:
+            if isinstance(client, self.async_class):
+                await client.close()
+        self.close()
 
 
 def client_settings(deployment: Deployment, provider: ProviderSpec) -> tuple[dict[str, Any], tuple[str, ...]]:

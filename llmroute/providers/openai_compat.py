@@ -22,11 +22,10 @@ from ..response import FastChunk, RoutedChatCompletion
 from ..usage import FinishReason, Usage
 from .base import (
     MALFORMED,
-    Adapter,
     AsyncChunkStream,
     ChunkStream,
     Completed,
-    client_settings,
+    SDKAdapter,
     malformed,
     redact_sdk_error,
     retry_after_seconds,
@@ -138,50 +137,21 @@ def normalise_finish(value: str | None, dialect: Dialect) -> FinishReason | None
     return dialect.finish_reasons.get(value, "unknown")
 
 
-class OpenAICompatAdapter(Adapter):
+class OpenAICompatAdapter(SDKAdapter):
     """Serves one deployment of an OpenAI-compatible dialect through `openai.OpenAI`."""
 
-    def __init__(self, deployment: Deployment, provider: ProviderSpec) -> None:
-        self.deployment = deployment
-        self.provider = provider
-        self.dialect = DIALECTS[deployment.dialect or provider.dialect]
-        self._sync: openai.OpenAI | None = deployment.client
-        self._async: openai.AsyncOpenAI | None = deployment.async_client
-        self._owned: list[Any] = []
-        self._secrets: tuple[str, ...] = ()
+    sync_class = openai.OpenAI
+    async_class = openai.AsyncOpenAI
 
-    # -- clients -------------------------------------------------------------------------------
+    def __init__(self, deployment: Deployment, provider: ProviderSpec) -> None:
+        super().__init__(deployment, provider)
+        self.dialect = DIALECTS[deployment.dialect or provider.dialect]
 
     def _settings(self) -> dict[str, Any]:
-        settings, self._secrets = client_settings(self.deployment, self.provider)
+        settings = super()._settings()
         if settings["api_key"] is None:
             settings["api_key"] = "no-key"  # self-hosted servers take any key; the SDK insists on one
         return settings
-
-    def sync_client(self) -> openai.OpenAI:
-        if self._sync is None:
-            client = openai.OpenAI(http_client=self.deployment.http_client, **self._settings())
-            self._owned.append(client)
-            self._sync = client
-        return self._sync
-
-    def async_client(self) -> openai.AsyncOpenAI:
-        if self._async is None:
-            client = openai.AsyncOpenAI(http_client=self.deployment.async_http_client, **self._settings())
-            self._owned.append(client)
-            self._async = client
-        return self._async
-
-    def close(self) -> None:
-        for client in self._owned:
-            if isinstance(client, openai.OpenAI):
-                client.close()
-
-    async def aclose(self) -> None:
-        for client in self._owned:
-            if isinstance(client, openai.AsyncOpenAI):
-                await client.close()
-        self.close()
 
     # -- encode / decode (pure) ----------------------------------------------------------------
 
