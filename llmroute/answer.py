@@ -21,8 +21,10 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+import httpx2
+
 from .engine import Attempt
-from .errors import ProviderError, Retryability, TruncatedResponse
+from .errors import AnswerRejected, ProviderError, Retryability, TruncatedResponse
 from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
@@ -92,6 +94,17 @@ def _estimated_usage(request: ChatRequest, call: Call, done: Completed) -> Usage
     )
     output = tokens.count_text(text + calls, call.target.api_name, encoding=call.target.model.tokenizer)
     return Usage(prompt, output, estimated=True)
+
+
+_NO_REQUEST = httpx2.Request("POST", "http://unknown.invalid")
+
+
+def _rejection(core: RouterCore, done: Completed) -> str | None:
+    for acceptor in core.acceptors:
+        reason: str | None = acceptor.accept(done.completion)
+        if reason:
+            return reason
+    return None
 
 
 def _with_limit(request: ChatRequest, limit: int) -> ChatRequest:
@@ -167,7 +180,23 @@ def answer_flow(
         if not done.usage.total_tokens:
             done.usage = _estimated_usage(current, call, done)  # the provider sent none (or garbage)
         verdict = _judge_completed(current, done)
-        rows.append(core.answered(call_id, call, current, started, done, verdict, decision))
+        rejection = _rejection(core, done)
+        rows.append(
+            core.answered(call_id, call, current, started, done, verdict, decision, rejection is not None)
+        )
+        if rejection is not None:
+            done.verdict = verdict
+            rejected_error = AnswerRejected(
+                f"the cascade rejected the answer: {rejection}",
+                request=done.http_response.request if done.http_response is not None else _NO_REQUEST,
+                provider=call.target.provider.name,
+                deployment=call.target.deployment.name,
+                model=call.target.model.id,
+                retryable=Retryability.NEXT_TARGET,
+                request_id=done.request_id,
+            )
+            rejected_error.completion = done.completion
+            return Attempt(result=done, error=rejected_error)  # escalate; the last rung's answer if none left
         action = policy.action(verdict)
         if action == "retry_larger" and verdict.kind == "length" and extra < MAX_EXTRA_REQUESTS:
             bigger = _larger(current, call, done)

@@ -29,7 +29,7 @@ from .estimate import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 from .health import Health
 from .hinting import RouteHints, current_hints
 from .ledger import Ledger, LedgerRow, Outcome
-from .policy import Decision, Policy, Requested, RouteContext, Step, Target
+from .policy import Chain, Decision, Policy, Requested, RouteContext, Step, Target
 from .providers.base import Adapter, Completed
 from .request import ChatRequest
 from .response import RouteInfo, call_cost
@@ -81,6 +81,9 @@ class RouterCore:
         if not self.deployments:
             raise ConfigurationError("a router needs at least one deployment")
         self.policy: Policy = policy if policy is not None else Requested(fallbacks)
+        members = self.policy.policies if isinstance(self.policy, Chain) else (self.policy,)
+        self.acceptors: tuple[Any, ...] = tuple(p for p in members if callable(getattr(p, "accept", None)))
+        """Policies that judge answers (a `Cascade`): a rejected answer escalates to the next target."""
         self.fallbacks = tuple(fallbacks)
         self.ledger = ledger if ledger is not None else Ledger()
         self.budgets = budgets
@@ -423,6 +426,7 @@ class RouterCore:
         done: Completed,
         verdict: Verdict,
         decision: Decision,
+        rejected: bool = False,
     ) -> LedgerRow:
         """The ledger row of an answered request."""
         return self.row(
@@ -430,7 +434,7 @@ class RouterCore:
             call,
             request,
             usage=done.usage,
-            outcome="truncated" if verdict.truncated else "ok",
+            outcome="rejected" if rejected else ("truncated" if verdict.truncated else "ok"),
             started=started,
             finish=done.finish_reason,
             served_model=done.served_model,

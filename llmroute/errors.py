@@ -27,6 +27,7 @@ Exception
         │       └── Overloaded                                   529 / 503 overloaded
         ├── ProviderConnectionError (openai.APIConnectionError)
         │   └── ProviderTimeout (openai.APITimeoutError)
+        ├── AnswerRejected                                       a cascade's check rejected the answer
         ├── MalformedResponse                                    not a valid response (bad JSON, no choices)
         ├── StreamInterrupted                                    a stream ended without finishing
         └── TruncatedResponse                                    an answer was cut, and the policy says raise
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllTargetsFailed",
+    "AnswerRejected",
     "AuthenticationFailed",
     "BadRequest",
     "BudgetExceeded",
@@ -318,6 +320,12 @@ class StreamInterrupted(ProviderError):
 class MalformedResponse(ProviderError):
     """The provider answered with something that is not a valid response (not JSON, no choices,
     wrong types). Retryable: proxies and overloaded gateways produce these."""
+
+
+class AnswerRejected(ProviderError):
+    """A cascade's check rejected the answer; the router asks the next target."""
+
+    completion: Any = None
 
 
 class TruncatedResponse(ProviderError):

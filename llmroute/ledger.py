@@ -31,7 +31,7 @@ from .usage import Cost, FinishReason, Price, Usage
 
 __all__ = ["Ledger", "LedgerRow", "Outcome", "RowSink", "Totals", "row_field"]
 
-Outcome = Literal["ok", "truncated", "error", "cut"]
+Outcome = Literal["ok", "truncated", "error", "cut", "rejected"]
 """`ok`: answered and complete; `truncated`: answered but cut (length, content filter);
 `error`: the attempt failed; `cut`: a stream ended before the provider finished."""
 

@@ -40,6 +40,7 @@ from typing import Any
 
 from ._core import BuiltinPolicy, Pipeline, RequestFacts, estimate, facts, matches
 from .budget import Budget, SpendView
+from .cascade import Cascade, escalation_rate
 from .cost import Cheapest
 from .gates import Capabilities, ContextWindow, MaxCost, undescribed
 from .latency import Fastest
@@ -62,6 +63,7 @@ __all__ = [
     "BuiltinPolicy",
     "CacheAffinity",
     "Capabilities",
+    "Cascade",
     "Cheapest",
     "ContextWindow",
     "Fastest",
@@ -77,6 +79,7 @@ __all__ = [
     "bucket",
     "by_name",
     "default_chain",
+    "escalation_rate",
     "estimate",
     "facts",
     "from_spec",
