@@ -255,8 +255,11 @@ class RouterCore:
             ledger=self.ledger,
         )
         decision = self.policy.decide(ctx)
+        shadow = _shadow(decision, candidates)
+        if shadow is not None:
+            decision = Decision(decision.targets, decision.steps, shadow)
         if balanced is not None:
-            decision = Decision(decision.targets, (balanced, *decision.steps))
+            decision = Decision(decision.targets, (balanced, *decision.steps), decision.shadow)
         decision = self._check_adapters(self._skip_cooling(decision), request)
         for target in decision.targets:
             if request.stream and target.dialect not in _STREAMING_DIALECTS:
@@ -274,7 +277,7 @@ class RouterCore:
         step = Step("Cooldown", tuple((t.name, "available") for t in kept), dropped)
         if not kept:
             raise NoRoute([r for s in decision.steps for r in s.dropped] + list(dropped))
-        return Decision(kept, (*decision.steps, step))
+        return Decision(kept, (*decision.steps, step), decision.shadow)
 
     def _check_adapters(self, decision: Decision, request: ChatRequest) -> Decision:
         """Drop targets whose adapter refuses the request (an argument its provider cannot take),
@@ -292,7 +295,7 @@ class RouterCore:
             raise next(iter(refused.values()))
         dropped = tuple(Rejection(name, "Adapter", str(e)) for name, e in refused.items())
         step = Step("Adapter", tuple((t.name, "") for t in kept), dropped)
-        return Decision(kept, (*decision.steps, step))
+        return Decision(kept, (*decision.steps, step), decision.shadow)
 
     def _balanced(self, candidates: tuple[Target, ...]) -> tuple[tuple[Target, ...], Step | None]:
         """The balancer orders the deployments of each model among the candidates, in the slots
@@ -332,6 +335,37 @@ class RouterCore:
         from .prefix.layout import cache_hints
 
         return cache_hints(request, target)
+
+    def shadow_call(self, call_id: str, decision: Decision) -> tuple[Call, Decision] | None:
+        """The attempt to make in the background for a shadowed call, labelled for the ledger."""
+        target = decision.shadow
+        if target is None or target in decision.targets[:1]:
+            return None
+        labels = {target.name: {"shadow": "candidate", "shadow_of": call_id}}
+        return Call(target, 1, 1), Decision((target,), (Step("Shadow", ((target.name, ""),), (), labels),))
+
+    def record_shadow(
+        self,
+        call: Call,
+        decision: Decision,
+        request: ChatRequest,
+        started: float,
+        outcome: Completed | ProviderError,
+    ) -> None:
+        """Record the background attempt's ledger row (its own call id, linked by `shadow_of`)."""
+        call_id = new_call_id()
+        if isinstance(outcome, ProviderError):
+            self.row(
+                call_id, call, request, outcome="error", started=started, error=outcome, decision=decision
+            )
+            return
+        from .answer import judge
+
+        message = outcome.completion.choices[0].message
+        verdict = judge(
+            request, message.content, outcome.finish_reason, outcome.completion.choices[0].finish_reason
+        )
+        self.answered(call_id, call, request, started, outcome, verdict, decision)
 
     def reserve(self, call_id: str, call: Call, request: ChatRequest) -> Reservation | None:
         """Reserve the attempt's estimated cost under every budget it falls in (raises
@@ -483,6 +517,15 @@ class RouterCore:
 
 
 _STREAMING_DIALECTS = frozenset({"openai", "deepseek", "vllm", "ollama", "llamacpp", "anthropic"})
+
+
+def _shadow(decision: Decision, candidates: tuple[Target, ...]) -> Target | None:
+    """The candidate a `Shadow` step labelled, if it survived every gate before that step."""
+    for step in decision.steps:
+        for name, labels in step.labels.items():
+            if labels.get("shadow") == "candidate":
+                return next((t for t in candidates if t.name == name), None)
+    return None
 
 
 def new_call_id() -> str:

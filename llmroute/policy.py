@@ -97,6 +97,8 @@ class Decision:
 
     targets: tuple[Target, ...]
     steps: tuple[Step, ...]
+    shadow: Target | None = None
+    """A candidate a `Shadow` policy picked to be asked too, in the background (not in `targets`)."""
 
     def labels_for(self, target: Target) -> Mapping[str, str]:
         """The labels every step attached to `target` (later steps win on the same key)."""

@@ -17,9 +17,11 @@ event loop behind it); the async router never blocks its loop.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -33,7 +35,7 @@ from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .cooldown import Cooldowns
 from .core import RouterCore, new_call_id
 from .engine import Attempt, Call, RetryPolicy, adrive, drive
-from .errors import ConfigurationError, ProviderError
+from .errors import BudgetExceeded, ConfigurationError, ProviderError
 from .health import Health
 from .ledger import Ledger, LedgerRow
 from .policy import Decision, Policy
@@ -212,6 +214,7 @@ class Router(_Base):
     def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
         super().__init__(deployments, **kwargs)
         self.chat = Chat(self)
+        self._shadows: ThreadPoolExecutor | None = None
 
     def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | RoutedStream:
         core = self._core
@@ -280,10 +283,41 @@ class Router(_Base):
             stream: RoutedStream = drive(core.plan(decision, request), open_stream)
             return stream
         done = drive(core.plan(decision, request), complete)
-        return _finish(core, call_id, request, decision, rows, done)
+        result = _finish(core, call_id, request, decision, rows, done)
+        shadow = core.shadow_call(call_id, decision)
+        if shadow is not None:
+            self._shadow(request, *shadow)
+        return result
+
+    def _shadow(self, request: ChatRequest, call: Call, decision: Decision) -> None:
+        """Ask a `Shadow` candidate too, on a background thread, after the caller has its answer."""
+        core = self._core
+
+        def run() -> None:
+            try:
+                reservation = core.reserve(decision.targets[0].name, call, request)
+            except BudgetExceeded:
+                return  # a shadow never spends past a budget
+            started = time.perf_counter()
+            try:
+                outcome: Completed | ProviderError = core.adapter(call.target).complete(
+                    core.hinted(request, call.target), call.target
+                )
+            except ProviderError as e:
+                outcome = e
+            core.record_shadow(call, decision, request, started, outcome)
+            if reservation is not None:
+                reservation.release()
+
+        if self._shadows is None:
+            self._shadows = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmroute-shadow")
+        self._shadows.submit(run)
 
     def close(self) -> None:
-        """Close the SDK clients the router created."""
+        """Wait for background shadow calls, then close the SDK clients the router created."""
+        if self._shadows is not None:
+            self._shadows.shutdown(wait=True)
+            self._shadows = None
         self._core.close()
 
     def __enter__(self) -> Self:
@@ -301,6 +335,7 @@ class AsyncRouter(_Base):
     def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
         super().__init__(deployments, **kwargs)
         self.chat = AsyncChat(self)
+        self._shadows: set[asyncio.Task[None]] = set()
 
     async def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
         core = self._core
@@ -371,9 +406,36 @@ class AsyncRouter(_Base):
             astream: AsyncRoutedStream = await adrive(core.plan(decision, request), open_stream)
             return astream
         done = await adrive(core.plan(decision, request), complete)
-        return _finish(core, call_id, request, decision, rows, done)
+        result = _finish(core, call_id, request, decision, rows, done)
+        shadow = core.shadow_call(call_id, decision)
+        if shadow is not None:
+            task = asyncio.create_task(self._shadow(request, *shadow))
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+        return result
+
+    async def _shadow(self, request: ChatRequest, call: Call, decision: Decision) -> None:
+        """Ask a `Shadow` candidate too, as a background task, after the caller has its answer."""
+        core = self._core
+        try:
+            reservation = core.reserve(decision.targets[0].name, call, request)
+        except BudgetExceeded:
+            return
+        started = time.perf_counter()
+        try:
+            outcome: Completed | ProviderError = await core.adapter(call.target).acomplete(
+                core.hinted(request, call.target), call.target
+            )
+        except ProviderError as e:
+            outcome = e
+        core.record_shadow(call, decision, request, started, outcome)
+        if reservation is not None:
+            reservation.release()
 
     async def close(self) -> None:
+        """Wait for background shadow calls, then close the SDK clients the router created."""
+        if self._shadows:
+            await asyncio.gather(*self._shadows, return_exceptions=True)
         await self._core.aclose()
 
     async def __aenter__(self) -> Self:

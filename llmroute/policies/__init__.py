@@ -47,6 +47,7 @@ from .latency import Fastest
 from .ordering import Prefer, Split, TaskType, bucket
 from .registry import by_name, default_chain, from_spec, names, register
 from .residency import Residency
+from .shadow import Shadow, ShadowComparison, shadow_report
 
 
 def __getattr__(name: str) -> Any:
@@ -73,6 +74,8 @@ __all__ = [
     "PrefixLabel",
     "RequestFacts",
     "Residency",
+    "Shadow",
+    "ShadowComparison",
     "SpendView",
     "Split",
     "TaskType",
@@ -86,5 +89,6 @@ __all__ = [
     "matches",
     "names",
     "register",
+    "shadow_report",
     "undescribed",
 ]
