@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .health import Health
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Balancer",
     "LeastBusy",
+    "LoadStore",
     "LoadTracker",
     "LowestLatency",
     "MostHeadroom",
@@ -63,8 +64,25 @@ class Ticket:
     released: bool = False
 
 
+class LoadStore(Protocol):
+    """Where load state lives. `LoadTracker` keeps it in this process; a shared implementation
+    (Redis, SQLite) of these methods makes client-side limits hold across processes — pass it as
+    `Router(load=...)`. The balancers read it through the same methods."""
+
+    def admit(self, target: Target, tokens: int) -> tuple[Ticket | None, float | None]: ...
+
+    def release(self, ticket: Ticket, tokens: int | None = None) -> None: ...
+
+    def observe_headers(self, name: str, headers: Mapping[str, str] | None) -> None: ...
+
+    def in_flight(self, name: str) -> int: ...
+
+    def headroom(self, target: Target) -> float: ...
+
+
 class LoadTracker:
-    """In-flight counts, sliding rate windows and provider-reported headroom per deployment."""
+    """In-flight counts, sliding rate windows and provider-reported headroom per deployment (the
+    in-memory `LoadStore`)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._states: dict[str, _State] = {}
@@ -196,7 +214,7 @@ class Balancer(ABC):
     """Orders the deployments of one model. Subclass it like a policy: one pure method."""
 
     @abstractmethod
-    def order(self, group: Sequence[Target], load: LoadTracker, health: Health) -> list[Target]:
+    def order(self, group: Sequence[Target], load: LoadStore, health: Health) -> list[Target]:
         """The group's targets in the order they should be tried."""
 
     @property
@@ -211,7 +229,7 @@ class WeightedRandom(Balancer):
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
-    def order(self, group: Sequence[Target], load: LoadTracker, health: Health) -> list[Target]:
+    def order(self, group: Sequence[Target], load: LoadStore, health: Health) -> list[Target]:
         pool = [t for t in group if t.deployment.weight > 0]
         ordered: list[Target] = []
         with self._lock:
@@ -229,7 +247,7 @@ class WeightedRandom(Balancer):
 class LeastBusy(Balancer):
     """Fewest calls in flight first (ties: higher weight, then configured order)."""
 
-    def order(self, group: Sequence[Target], load: LoadTracker, health: Health) -> list[Target]:
+    def order(self, group: Sequence[Target], load: LoadStore, health: Health) -> list[Target]:
         return sorted(group, key=lambda t: (load.in_flight(t.deployment.name), -t.deployment.weight))
 
 
@@ -246,7 +264,7 @@ class LowestLatency(Balancer):
         self.stream = stream
         self._calls = 0
 
-    def order(self, group: Sequence[Target], load: LoadTracker, health: Health) -> list[Target]:
+    def order(self, group: Sequence[Target], load: LoadStore, health: Health) -> list[Target]:
         def latency(target: Target) -> float:
             seen = health.get(target.name)
             value = seen.ttft_s if self.stream and seen.ttft_s is not None else seen.latency_s
@@ -263,7 +281,7 @@ class MostHeadroom(Balancer):
     """Most remaining room under the tightest limit first (configured rpm/tpm/in-flight limits and
     the provider's rate-limit headers)."""
 
-    def order(self, group: Sequence[Target], load: LoadTracker, health: Health) -> list[Target]:
+    def order(self, group: Sequence[Target], load: LoadStore, health: Health) -> list[Target]:
         return sorted(group, key=lambda t: -load.headroom(t))
 
 

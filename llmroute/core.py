@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .balance import Balancer, LoadTracker, Ticket, WeightedRandom
+from .balance import Balancer, LoadStore, LoadTracker, Ticket, WeightedRandom
 from .catalog import (
     Catalog,
     Deployment,
@@ -65,6 +65,7 @@ class RouterCore:
         truncation: TruncationPolicy | None = None,
         budgets: Budgets | None = None,
         cache_hints: bool = True,
+        load: LoadStore | None = None,
     ) -> None:
         base = catalog if catalog is not None else default_catalog()
         models, providers = tuple(models), tuple(providers)
@@ -95,7 +96,7 @@ class RouterCore:
         self.cooldowns = cooldowns if cooldowns is not None else Cooldowns()
         self.default_timeout: float | None = None
         self.balancer = balancer if balancer is not None else WeightedRandom()
-        self.load = LoadTracker()
+        self.load: LoadStore = load if load is not None else LoadTracker()
         if queue_timeout < 0:
             raise ConfigurationError("queue_timeout must be >= 0")
         self.queue_timeout = queue_timeout

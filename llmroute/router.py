@@ -30,7 +30,7 @@ from openai.types.chat import ChatCompletionChunk
 from tenacity import stop_after_attempt
 
 from .answer import answer_flow
-from .balance import Balancer
+from .balance import Balancer, LoadStore
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .cooldown import Cooldowns
 from .core import RouterCore, new_call_id
@@ -77,6 +77,7 @@ class _Base:
         truncation: TruncationPolicy | None = None,
         budgets: Budgets | None = None,
         cache_hints: bool = True,
+        load: LoadStore | None = None,
     ) -> None:
         """Build a router.
 
@@ -98,6 +99,8 @@ class _Base:
         - `cache_hints`: give each attempt its provider's prompt-cache hints — Anthropic breakpoints
           where the request has none, an OpenAI `prompt_cache_key` from the stable prefix (see
           `llmroute.prefix`). On by default.
+        - `load`: where in-flight counts, rate windows and provider headroom live (default: an
+          in-memory `LoadTracker`; a shared `LoadStore` makes limits hold across processes).
         """
         self._core = RouterCore(
             deployments,
@@ -115,6 +118,7 @@ class _Base:
             truncation=truncation,
             budgets=budgets,
             cache_hints=cache_hints,
+            load=load,
         )
 
     @property

@@ -44,7 +44,7 @@ from ._canon import StablePart, stable_part
 from .layout import min_cache_tokens
 
 if TYPE_CHECKING:
-    from ..balance import LoadTracker
+    from ..balance import LoadStore
     from ..health import Health
     from ..request import ChatRequest
 
@@ -449,7 +449,7 @@ class AffinityBalancer(Balancer):
     def name(self) -> str:
         return f"AffinityBalancer({self.fallback.name})"
 
-    def order(self, group: Sequence[Target], load: LoadTracker, health: Health) -> list[Target]:
+    def order(self, group: Sequence[Target], load: LoadStore, health: Health) -> list[Target]:
         pinned = self.affinity.pinned
         if pinned and any(t.name in pinned for t in group):
             return list(group)
