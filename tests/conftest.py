@@ -4,6 +4,7 @@ any connection to an address other than loopback fails the test that made it."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +16,13 @@ from llmroute.testing import Emulator
 
 CANARY_OPENAI = "sk-canary-openai-7f3a9c1e5b2d4a6f8e0c"
 CANARY_DEEPSEEK = "sk-canary-deepseek-1b2c3d4e5f6a7b8c9d0e"
+ALL_CANARIES = (
+    "sk-canary-openai-7f3a9c1e5b2d4a6f8e0c",
+    CANARY_DEEPSEEK,
+    "sk-canary-openai-0f1e2d3c4b5a69788796a5b4",  # tests/test_secrets.py
+    "sk-canary-deepseek-a1b2c3d4e5f60718293a4b5c",
+    "sk-ant-canary-99887766554433221100ffeeddcc",
+)
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -44,9 +52,37 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
     return _real_connect_ex(self, address)
 
 
+class _Canaries(logging.Handler):
+    """Every log record of the whole session, at DEBUG, checked for canary keys at the end."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a record that cannot format cannot leak either
+            return
+        if "canary" in text and any(canary in text for canary in ALL_CANARIES):
+            self.leaks.append(text[:300])
+
+
+_CANARY_LOG = _Canaries()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    root = logging.getLogger()
+    root.addHandler(_CANARY_LOG)
+    root.setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _CANARY_LOG.leaks:
+        session.exitstatus = 1
+        print("\ncanary API keys appeared in log output:\n" + "\n".join(_CANARY_LOG.leaks[:5]))
 
 
 @pytest.fixture
