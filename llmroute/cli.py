@@ -20,10 +20,6 @@ value).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib.util
-import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -39,109 +35,17 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-class UsageError(Exception):
-    """Bad command line: exit code 2."""
-
-
-# -- output ------------------------------------------------------------------------------------------
-
-
-def _rich_available() -> bool:
-    if os.environ.get("LLMROUTE_PLAIN"):
-        return False
-    return importlib.util.find_spec("rich") is not None
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 200
-    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
-
-
-def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    right = [i > 0 and all(_numeric(r[i]) for r in rows) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            (str(c).rjust(w) if right[i] else str(c).ljust(w))
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def _numeric(cell: str) -> bool:
-    text = str(cell).replace(",", "").replace("$", "").replace("%", "").replace("s", "").strip("-+~ ")
-    if text in ("", "unpriced"):
-        return True
-    try:
-        float(text.split(" ")[0])
-    except ValueError:
-        return False
-    return True
-
-
-def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    if _rich_available():
-        from rich.table import Table
-
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for i, name in enumerate(header):
-            table.add_column(name, justify="right" if i and all(_numeric(r[i]) for r in rows) else "left")
-        for row in rows:
-            table.add_row(*[str(c) for c in row])
-        _console().print(table)
-    else:
-        if title:
-            print(title)
-        _plain_table(header, rows)
-        print()
-
-
-def _say(text: str) -> None:
-    if _rich_available():
-        _console().print(text, markup=False)
-    else:
-        print(text)
-
-
-def _json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
-def _share(value: float) -> str:
-    return f"{value:.1%}"
-
-
-# -- shared arguments ----------------------------------------------------------------------------------
-
-
-def _when(text: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}") from e
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _tokens(text: str) -> int:
-    units = {"k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
-    raw = text.strip().lower().replace(",", "").replace("_", "")
-    scale = units.get(raw[-1:], 1)
-    number = raw[:-1] if scale != 1 else raw
-    try:
-        value = Decimal(number) * scale
-    except ArithmeticError as e:
-        raise argparse.ArgumentTypeError(f"not a token count: {text!r} (e.g. 8500, 8.5K, 80M)") from e
-    if value < 0 or value != value.to_integral_value():
-        raise argparse.ArgumentTypeError(f"not a whole token count: {text!r}")
-    return int(value)
+from ._cli_output import (
+    UsageError,
+    _console,
+    _json,
+    _rich_available,
+    _say,
+    _share,
+    _table,
+    _tokens,
+    _when,
+)
 
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
