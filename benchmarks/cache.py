@@ -420,9 +420,7 @@ def affinity(prefixes: int, calls_each: int, seed: int) -> None:
         balancer: Balancer = WeightedRandom(seed=seed)
         policy: llmroute.Policy = llmroute.Requested() | PrefixLabel()
         if name == "CacheAffinity":
-            affinity = CacheAffinity()
-            balancer = affinity.balancer(balancer)
-            policy = llmroute.Requested() | affinity
+            policy = llmroute.Requested() | CacheAffinity()
         router = llmroute.Router(deployments, policy=policy, balancer=balancer)
         with router:
             for i, p in enumerate(order):

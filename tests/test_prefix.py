@@ -25,7 +25,6 @@ from llmroute.ledger import Ledger, LedgerRow
 from llmroute.policies import Cheapest
 from llmroute.policy import RouteContext, Target
 from llmroute.prefix import (
-    AffinityBalancer,
     CacheAffinity,
     Conversation,
     Document,
@@ -752,7 +751,7 @@ def test_cache_affinity_keeps_a_prefix_on_its_warm_replica(make_router: Any) -> 
     router = make_router(
         deployments=deployments,
         policy=llmroute.Requested() | affinity,
-        balancer=affinity.balancer(WeightedRandom(seed=3)),
+        balancer=WeightedRandom(seed=3),
     )
     order = [p for p in range(6) for _ in range(5)]
     random.Random(2).shuffle(order)
@@ -791,9 +790,7 @@ def test_affinity_forgets_after_the_cache_lifetime(make_router: Any) -> None:
     now = [1_000.0]
     _, deployments = replicas(2)
     affinity = CacheAffinity(clock=lambda: now[0], lifetimes={"vllm": 60.0})
-    router = make_router(
-        deployments=deployments, policy=llmroute.Requested() | affinity, balancer=affinity.balancer()
-    )
+    router = make_router(deployments=deployments, policy=llmroute.Requested() | affinity)
     layout = tenant(1)
     req = request(layout.render([], "q"), model="qwen3-8b")
     rows = [
@@ -830,16 +827,16 @@ def test_affinity_forgets_after_the_cache_lifetime(make_router: Any) -> None:
     ctx = RouteContext(req, req.hints, targets(router))
     now[0] = 1_030.0
     decision = affinity.decide(ctx)
-    assert decision.targets[0].name == "vllm-1" and affinity.pinned == {"vllm-0", "vllm-1"}
+    assert decision.targets[0].name == "vllm-1"
     assert affinity.expected_hit_share(layout.fingerprint, "vllm-1") == pytest.approx(1984 / 2000)
     now[0] = 1_100.0  # 90 s after the last use: the replica's cache may have dropped it
     decision = affinity.decide(ctx)
-    assert decision.targets[0].name == "vllm-0" and affinity.pinned == frozenset()
+    assert decision.targets[0].name == "vllm-0"
     assert affinity.expected_hit_share(layout.fingerprint, "vllm-1") == 0.0
     assert decision.steps[0].kept[0][1] == "cold prefix"
 
 
-def test_affinity_balancer_defers_when_the_affinity_has_no_opinion() -> None:
+def test_the_balancer_order_stands_when_the_affinity_has_no_opinion() -> None:
     calls = []
 
     class Spy(WeightedRandom):
@@ -849,9 +846,7 @@ def test_affinity_balancer_defers_when_the_affinity_has_no_opinion() -> None:
 
     _, deployments = replicas(2)
     affinity = CacheAffinity()
-    balancer = affinity.balancer(Spy())
-    assert isinstance(balancer, AffinityBalancer) and "Spy" in balancer.name
-    router = llmroute.Router(deployments, policy=llmroute.Requested() | affinity, balancer=balancer)
+    router = llmroute.Router(deployments, policy=llmroute.Requested() | affinity, balancer=Spy())
     with router:
         reply = router.chat.completions.create(model="qwen3-8b", max_tokens=5, **tenant(0).render([], "q"))
     assert calls == [["vllm-0", "vllm-1"]] and reply.route.deployment == "vllm-1"
@@ -937,7 +932,7 @@ def test_affinity_across_models_compares_expected_costs(make_router: Any, emu: E
 
 def test_affinity_composes_with_builtin_policies(make_router: Any, emu: Emulator) -> None:
     affinity = CacheAffinity()
-    router = make_router(policy=Cheapest() | affinity, balancer=affinity.balancer())
+    router = make_router(policy=Cheapest() | affinity)
     layout = PromptLayout(system=GUIDE, tools=TOOLS)
     for i in range(3):
         reply = router.chat.completions.create(model="auto", max_tokens=5, **layout.render([], f"q{i}"))

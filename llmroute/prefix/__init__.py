@@ -13,7 +13,7 @@ print(cache_report(router.ledger).format())                      # cacheable, ca
 
 - `layout`: `PromptLayout`, `Document`, `Example`, `Conversation`; provider hints (`cache_hints`).
 - `lint`: `lint_prompt`, `lint_sequence`, and `main` for `llmroute lint-prompt FILE`.
-- `affinity`: `PrefixLabel`, `CacheAffinity`, `AffinityBalancer`, `prefix_fingerprint`.
+- `affinity`: `PrefixLabel`, `CacheAffinity`, `prefix_fingerprint`.
 - `measure`: `cache_report`.
 - `warmup`: `warm_up`, one cheap call that writes a long static prefix before a batch.
 
@@ -22,7 +22,7 @@ See docs/caching.md.
 
 from __future__ import annotations
 
-from .affinity import CACHE_LIFETIMES, AffinityBalancer, CacheAffinity, PrefixLabel, prefix_fingerprint
+from .affinity import CACHE_LIFETIMES, CacheAffinity, PrefixLabel, prefix_fingerprint
 from .layout import Conversation, Document, Example, PromptLayout, cache_hints, min_cache_tokens
 from .lint import Finding, PrefixBreak, SequenceReport, lint_prompt, lint_sequence, main
 from .measure import CacheReport, CacheStats, cache_report
@@ -30,7 +30,6 @@ from .warmup import awarm_up, warm_up, warm_up_kwargs
 
 __all__ = [
     "CACHE_LIFETIMES",
-    "AffinityBalancer",
     "CacheAffinity",
     "CacheReport",
     "CacheStats",

@@ -24,7 +24,6 @@ prefix, and token counts are only needed when `across_models` compares costs.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import math
 import threading
@@ -35,7 +34,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..balance import Balancer, WeightedRandom
 from ..ledger import LedgerRow
 from ..policies._core import BuiltinPolicy, Memo, StepResult, Targets, passthrough
 from ..policy import RouteContext, Step, Target
@@ -44,11 +42,9 @@ from ._canon import StablePart, stable_part
 from .layout import min_cache_tokens
 
 if TYPE_CHECKING:
-    from ..balance import LoadStore
-    from ..health import Health
     from ..request import ChatRequest
 
-__all__ = ["CACHE_LIFETIMES", "AffinityBalancer", "CacheAffinity", "PrefixLabel", "prefix_fingerprint"]
+__all__ = ["CACHE_LIFETIMES", "CacheAffinity", "PrefixLabel", "prefix_fingerprint"]
 
 CACHE_LIFETIMES: Mapping[str, float] = {
     "openai": 300.0,
@@ -159,9 +155,6 @@ class _Seen:
     input: int = 0
 
 
-_NO_PIN: frozenset[str] = frozenset()
-
-
 class CacheAffinity(BuiltinPolicy):
     """Preference: the deployment that holds this request's prefix in its cache goes first.
 
@@ -203,11 +196,8 @@ class CacheAffinity(BuiltinPolicy):
         self._seen: OrderedDict[str, dict[str, _Seen]] = OrderedDict()
         self._retained: set[str] = set()  # prefixes sent with prompt_cache_retention="24h"
         self._lock = threading.Lock()
-        self._pinned: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
-            f"llmroute_affinity_{id(self)}", default=_NO_PIN
-        )
         self._memo: Memo[StepResult] = Memo()
-        self._warm_memo: Memo[tuple[StepResult, frozenset[str]]] = Memo(1024)
+        self._warm_memo: Memo[StepResult] = Memo(1024)
 
     def __repr__(self) -> str:
         return (
@@ -288,21 +278,11 @@ class CacheAffinity(BuiltinPolicy):
 
     # -- ranking ----------------------------------------------------------------------------------
 
-    def balancer(self, fallback: Balancer | None = None) -> AffinityBalancer:
-        """A balancer that keeps this policy's order where it had one (see `AffinityBalancer`)."""
-        return AffinityBalancer(self, fallback)
-
-    @property
-    def pinned(self) -> frozenset[str]:
-        """Targets whose order the last decision in this thread or task fixed (for the balancer)."""
-        return self._pinned.get()
-
     def _step(self, ctx: RouteContext, candidates: Targets) -> StepResult:
         request = ctx.request
         stable = self._stable
         part = stable.part(request)
         if part.empty:
-            self._pinned.set(_NO_PIN)
             return passthrough(self._memo, self.name, candidates, "no stable prefix")
         prefix = part.fingerprint
         if request.body.get("prompt_cache_retention") == "24h" and prefix not in self._retained:
@@ -321,7 +301,6 @@ class CacheAffinity(BuiltinPolicy):
                     if share > 0:
                         shares[i] = share
         if not shares and self.cold == "balancer":  # the common cold case: one memoised step per prefix
-            self._pinned.set(_NO_PIN)
             found = self._memo.get(candidates, prefix)
             if found is None:
                 pairs = tuple([(t.name, "cold prefix") for t in candidates])
@@ -333,23 +312,19 @@ class CacheAffinity(BuiltinPolicy):
             memo_key = (prefix, *[(i, round(share * 100)) for i, share in shares.items()])
             memoised = self._warm_memo.get(candidates, memo_key)
             if memoised is not None:
-                self._pinned.set(memoised[1])
-                return memoised[0]
+                return memoised
         order = list(range(len(candidates)))
         reasons = dict.fromkeys(order, "cold prefix")
         for i, share in shares.items():
             reasons[i] = f"warm prefix, expected hit {share:.0%}"
-        pinned: set[str] = set()
-        self._regroup(candidates, order, shares, prefix, pinned)
+        self._regroup(candidates, order, shares, prefix)
         if self.across_models and shares:
-            self._cheaper_warm(request, candidates, order, shares, reasons, pinned)
-        frozen = frozenset(pinned) if pinned else _NO_PIN
-        self._pinned.set(frozen)
+            self._cheaper_warm(request, candidates, order, shares, reasons)
         kept = tuple([candidates[i] for i in order])
         pairs = tuple([(candidates[i].name, reasons[i]) for i in order])
         result = (Step(self.name, pairs, (), stable.step_labels(request, part, kept)), kept)
         if memo_key is not None:
-            self._warm_memo.put(candidates, memo_key, (result, frozen))
+            self._warm_memo.put(candidates, memo_key, result)
         return result
 
     def _prior(self, request: ChatRequest, part: StablePart, target: Target) -> float:
@@ -367,7 +342,6 @@ class CacheAffinity(BuiltinPolicy):
         order: list[int],
         shares: Mapping[int, float],
         prefix: str,
-        pinned: set[str],
     ) -> None:
         """Within each model's deployments: warm first (by expected share), then cold ones (in the
         given order, or by rendezvous hash with `cold="hash"`); each model keeps its positions."""
@@ -385,7 +359,6 @@ class CacheAffinity(BuiltinPolicy):
                 cold.sort(key=lambda i: _rendezvous(prefix, candidates[i].deployment.name), reverse=True)
             for slot, i in zip(sorted(members), warm + cold, strict=True):
                 order[slot] = i
-            pinned.update(candidates[i].name for i in members)
 
     def _cheaper_warm(
         self,
@@ -394,7 +367,6 @@ class CacheAffinity(BuiltinPolicy):
         order: list[int],
         shares: Mapping[int, float],
         reasons: dict[int, str],
-        pinned: set[str],
     ) -> None:
         head = order[0]
         best, best_cost = -1, math.inf
@@ -412,7 +384,6 @@ class CacheAffinity(BuiltinPolicy):
                 f"warm prefix, expected hit {shares[best]:.0%}: est. ${best_cost:.6f} "
                 f"vs ${head_cost:.6f} on {candidates[head].name}"
             )
-            pinned.add(candidates[best].name)
 
 
 def _expected_cost(request: ChatRequest, target: Target, share: float) -> float:
@@ -431,26 +402,3 @@ def _expected_cost(request: ChatRequest, target: Target, share: float) -> float:
 def _rendezvous(prefix: str, name: str) -> int:
     digest = hashlib.blake2b(f"{prefix}\x1f{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
-
-
-class AffinityBalancer(Balancer):
-    """Orders a model's deployments as `CacheAffinity` left them when it had an opinion for this
-    call (a warm deployment, or `cold="hash"`), else as `fallback` does (default `WeightedRandom`).
-
-    Use it with a router whose policy contains that `CacheAffinity` (it reads the affinity's last
-    decision in the current thread or task, which the router makes just before balancing).
-    """
-
-    def __init__(self, affinity: CacheAffinity, fallback: Balancer | None = None) -> None:
-        self.affinity = affinity
-        self.fallback = fallback if fallback is not None else WeightedRandom()
-
-    @property
-    def name(self) -> str:
-        return f"AffinityBalancer({self.fallback.name})"
-
-    def order(self, group: Sequence[Target], load: LoadStore, health: Health) -> list[Target]:
-        pinned = self.affinity.pinned
-        if pinned and any(t.name in pinned for t in group):
-            return list(group)
-        return self.fallback.order(group, load, health)
