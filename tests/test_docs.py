@@ -46,6 +46,19 @@ def test_examples_run(script: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip(), f"{script.name} printed nothing"
 
 
+def test_the_configuration_reference_parses() -> None:
+    """The TOML in docs/configuration.md is a valid config file (keys are checked strictly)."""
+    import tomllib
+
+    from llmroute.config import config_from_data
+
+    (block,) = re.findall(
+        r"^```toml\n(.*?)^```", (ROOT / "docs" / "configuration.md").read_text(), re.M | re.S
+    )
+    kwargs = config_from_data(tomllib.loads(block), "docs/configuration.md")
+    assert [d.name for d in kwargs["deployments"]] == ["openai", "deepseek", "gpu-box"]
+
+
 def test_readme_quickstart_is_the_example_and_short() -> None:
     quickstart = blocks(ROOT / "README.md")[0]
     assert len(quickstart.strip().splitlines()) <= 20
