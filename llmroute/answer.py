@@ -21,10 +21,9 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-import httpx2
-
 from .engine import Attempt
 from .errors import AnswerRejected, ProviderError, Retryability, TruncatedResponse
+from .providers.base import request_for
 from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
@@ -94,9 +93,6 @@ def _estimated_usage(request: ChatRequest, call: Call, done: Completed) -> Usage
     )
     output = tokens.count_text(text + calls, call.target.api_name, encoding=call.target.model.tokenizer)
     return Usage(prompt, output, estimated=True)
-
-
-_NO_REQUEST = httpx2.Request("POST", "http://unknown.invalid")
 
 
 def _rejection(core: RouterCore, done: Completed) -> str | None:
@@ -188,7 +184,7 @@ def answer_flow(
             done.verdict = verdict
             rejected_error = AnswerRejected(
                 f"the cascade rejected the answer: {rejection}",
-                request=done.http_response.request if done.http_response is not None else _NO_REQUEST,
+                request=request_for(call.target, done.http_response),
                 provider=call.target.provider.name,
                 deployment=call.target.deployment.name,
                 model=call.target.model.id,

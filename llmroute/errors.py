@@ -338,10 +338,9 @@ class TruncatedResponse(ProviderError):
 
     @classmethod
     def of(cls, done: Any, verdict: Any, target: Any) -> TruncatedResponse:
-        response = done.http_response
-        request = (
-            response.request if response is not None else httpx2.Request("POST", "http://unknown.invalid")
-        )
+        from .providers.base import request_for
+
+        request = request_for(target, done.http_response)
         reasons = "; ".join(verdict.reasons) or verdict.kind
         error = cls(
             f"the answer was truncated ({verdict.kind}: {reasons})",

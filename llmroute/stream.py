@@ -17,6 +17,7 @@ import httpx2
 from openai.types.chat import ChatCompletionChunk
 
 from .errors import ProviderError, StreamInterrupted
+from .providers.base import request_for
 from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
@@ -155,21 +156,13 @@ class _Settle:
         reason = str(cause) if cause is not None else "the stream ended without a finish_reason"
         error = StreamInterrupted(
             f"stream interrupted after {len(''.join(self.text))} characters: {reason}",
-            request=cause.request if cause is not None else _endpoint_request(target),
+            request=cause.request if cause is not None else request_for(target),
             provider=target.provider.name,
             deployment=target.deployment.name,
             model=target.model.id,
         )
         error.partial_text = "".join(self.text)
         return error
-
-
-def _endpoint_request(target: Any) -> Any:
-    """The request an error names when the failure had no HTTP request of its own (a stream that
-    simply stopped): the target's chat endpoint."""
-    return httpx2.Request(
-        "POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions"
-    )
 
 
 class _Response:

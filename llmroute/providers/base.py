@@ -41,6 +41,7 @@ __all__ = [
     "client_settings",
     "malformed",
     "redact_sdk_error",
+    "request_for",
     "retry_after_seconds",
 ]
 
@@ -239,15 +240,24 @@ MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError)
 """What reading an answer that is not a valid response raises (JSON and shape errors)."""
 
 
+def request_for(target: Target, response: httpx2.Response | None = None) -> httpx2.Request:
+    """The request an error about `target` names: the response's own, or, when the failure had no
+    HTTP exchange (a stream that simply stopped, an answer judged afterwards), the target's endpoint."""
+    if response is not None:
+        return response.request
+    return httpx2.Request(
+        "POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions"
+    )
+
+
 def malformed(error: BaseException, target: Target, secrets: tuple[str, ...]) -> MalformedResponse:
     """The llmroute error for an answer that could not be read."""
     from ..errors import MalformedResponse
 
-    url = f"{target.deployment.base_url or target.provider.base_url}"
     message = redact(f"the provider's answer could not be read: {type(error).__name__}: {error}", secrets)
     return MalformedResponse(
         message[:500],
-        request=httpx2.Request("POST", url),
+        request=request_for(target),
         provider=target.provider.name,
         deployment=target.deployment.name,
         model=target.model.id,

@@ -28,6 +28,7 @@ from .base import (
     SDKAdapter,
     malformed,
     redact_sdk_error,
+    request_for,
     retry_after_seconds,
 )
 
@@ -201,63 +202,52 @@ class OpenAICompatAdapter(SDKAdapter):
 
     # -- I/O -----------------------------------------------------------------------------------
 
-    def complete(self, request: ChatRequest, target: Target) -> Completed:
-        body, options = self.encode(request, target, stream=False)
-        client: Any = self.sync_client()
+    def post_args(self, request: ChatRequest, target: Target, stream_cls: Any = None) -> dict[str, Any]:
+        """Arguments for the SDK client's `post("/chat/completions", ...)`: the body, the options
+        with the raw-response header (for the provider's headers), and the stream class if streaming."""
+        body, options = self.encode(request, target, stream=stream_cls is not None)
+        args: dict[str, Any] = {"body": body, "cast_to": RoutedChatCompletion, "options": options}
+        if stream_cls is not None:
+            args.update(stream=True, stream_cls=stream_cls)
+        return args
+
+    def _completed(self, raw: Any, target: Target) -> Completed:
         try:
-            raw = client.post("/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options)
             completion = raw.parse()
             check_completion(completion, target, raw.http_response)
         except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
             raise self.map_error(e, target) from e
         return self.decode(completion, raw.headers, raw.http_response)
+
+    def complete(self, request: ChatRequest, target: Target) -> Completed:
+        try:
+            raw = self.sync_client().post("/chat/completions", **self.post_args(request, target))
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
+            raise self.map_error(e, target) from e
+        return self._completed(raw, target)
 
     async def acomplete(self, request: ChatRequest, target: Target) -> Completed:
-        body, options = self.encode(request, target, stream=False)
-        client: Any = self.async_client()
         try:
-            raw = await client.post(
-                "/chat/completions", body=body, cast_to=RoutedChatCompletion, options=options
-            )
-            completion = raw.parse()
-            check_completion(completion, target, raw.http_response)
-        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
+            raw = await self.async_client().post("/chat/completions", **self.post_args(request, target))
+        except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self.decode(completion, raw.headers, raw.http_response)
+        return self._completed(raw, target)
 
     def stream(self, request: ChatRequest, target: Target) -> ChunkStream:
-        body, options = self.encode(request, target, stream=True)
-        client: Any = self.sync_client()
+        args = self.post_args(request, target, _KeepAliveStream[FastChunk])
         try:
-            raw = client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=RoutedChatCompletion,
-                options=options,
-                stream=True,
-                stream_cls=_KeepAliveStream[FastChunk],
-            )
-            sdk_stream = raw.parse()
+            raw = self.sync_client().post("/chat/completions", **args)
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return _Chunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)
+        return _Chunks(self, target, raw.parse(), raw.headers, hide_usage=not request.include_usage)
 
     async def astream(self, request: ChatRequest, target: Target) -> AsyncChunkStream:
-        body, options = self.encode(request, target, stream=True)
-        client: Any = self.async_client()
+        args = self.post_args(request, target, AsyncStream[FastChunk])
         try:
-            raw = await client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=RoutedChatCompletion,
-                options=options,
-                stream=True,
-                stream_cls=AsyncStream[FastChunk],
-            )
-            sdk_stream = raw.parse()
+            raw = await self.async_client().post("/chat/completions", **args)
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return _AsyncChunks(self, target, sdk_stream, raw.headers, hide_usage=not request.include_usage)
+        return _AsyncChunks(self, target, raw.parse(), raw.headers, hide_usage=not request.include_usage)
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -269,12 +259,9 @@ def check_completion(completion: Any, target: Target, response: httpx2.Response 
     """Raise `MalformedResponse` unless `completion` has the shape every caller relies on."""
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list) or not choices or not all(hasattr(c, "message") for c in choices):
-        request = (
-            response.request if response is not None else httpx2.Request("POST", "http://unknown.invalid")
-        )
         raise E.MalformedResponse(
             "the provider's answer has no valid `choices`",
-            request=request,
+            request=request_for(target, response),
             response=response,
             provider=target.provider.name,
             deployment=target.deployment.name,
