@@ -49,8 +49,9 @@ from typing import Any
 
 import llmroute
 from llmroute.balance import Balancer, WeightedRandom
+from llmroute.policies import CacheAffinity, PrefixLabel
 from llmroute.policy import RouteContext
-from llmroute.prefix import CacheAffinity, PrefixLabel, PromptLayout, cache_report, lint_sequence
+from llmroute.prefix import PromptLayout, cache_report, lint_sequence
 from llmroute.testing import Emulator
 from llmroute.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, encoder_for
 

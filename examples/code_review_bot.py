@@ -16,7 +16,8 @@ import random
 import warnings
 
 import llmroute
-from llmroute.prefix import CacheAffinity, PromptLayout, cache_report, lint_prompt
+from llmroute.policies import CacheAffinity
+from llmroute.prefix import PromptLayout, cache_report, lint_prompt
 from llmroute.testing import Emulator
 
 GUIDELINES = "\n".join(

@@ -19,12 +19,12 @@ import dataclasses
 import json
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .engine import Attempt
 from .errors import AnswerRejected, ProviderError, Retryability, TruncatedResponse
 from .providers.base import request_for
-from .usage import FinishReason, Usage
+from .usage import Usage
 
 if TYPE_CHECKING:
     from .core import RouterCore
@@ -35,37 +35,17 @@ if TYPE_CHECKING:
     from .request import ChatRequest
     from .truncation import Verdict
 
-__all__ = ["MAX_EXTRA_REQUESTS", "answer_flow", "judge"]
+__all__ = ["MAX_EXTRA_REQUESTS", "answer_flow"]
 
 MAX_EXTRA_REQUESTS = 2
 """At most this many extra requests (larger retries or continuations) per attempt."""
 
 CONTINUE_PROMPT = "Continue exactly where your previous answer stopped. Do not repeat anything."
 
-_JSON_FORMATS = frozenset({"json_object", "json_schema"})
-
-
-def judge(
-    request: ChatRequest, text: str | None, finish: FinishReason | None, raw: str | None, **facts: Any
-) -> Verdict:
-    """The truncation verdict for an answer to `request`."""
-    from .truncation import detect  # its patterns compile on first use, not at `import llmroute`
-
-    fmt = request.body.get("response_format")
-    json_mode = isinstance(fmt, dict) and fmt.get("type") in _JSON_FORMATS
-    if raw == "stop" and request.body.get("stop") is not None:
-        raw = "stop_sequence"  # the caller's own stop sequences may end an answer anywhere
-    return detect(
-        text,
-        finish,
-        raw_finish_reason=raw,
-        json_mode=json_mode,
-        max_tokens=request.max_output_tokens,
-        **facts,
-    )
-
 
 def _judge_completed(request: ChatRequest, done: Completed) -> Verdict:
+    from .truncation import judge  # its patterns compile on first use, not at `import llmroute`
+
     choice = done.completion.choices[0] if done.completion.choices else None
     message = choice.message if choice is not None else None
     return judge(

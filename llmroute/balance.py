@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .health import Health
-    from .policy import Target
+    from .target import Target
 
 __all__ = [
     "Balancer",

@@ -63,8 +63,8 @@ from .usage import Cost
 
 if TYPE_CHECKING:
     from .ledger import Ledger, LedgerRow
-    from .policy import Target
     from .request import ChatRequest
+    from .target import Target
 
 __all__ = [
     "Budget",

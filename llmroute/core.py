@@ -360,7 +360,7 @@ class RouterCore:
                 call_id, call, request, outcome="error", started=started, error=outcome, decision=decision
             )
             return
-        from .answer import judge
+        from .truncation import judge
 
         message = outcome.completion.choices[0].message
         verdict = judge(

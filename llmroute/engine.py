@@ -33,7 +33,7 @@ from .errors import (
     Rejection,
     Retryability,
 )
-from .policy import Target
+from .target import Target
 
 __all__ = ["Attempt", "Call", "RetryPolicy", "Sleep", "adrive", "drive", "plan"]
 

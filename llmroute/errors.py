@@ -338,8 +338,6 @@ class TruncatedResponse(ProviderError):
 
     @classmethod
     def of(cls, done: Any, verdict: Any, target: Any) -> TruncatedResponse:
-        from .providers.base import request_for
-
         request = request_for(target, done.http_response)
         reasons = "; ".join(verdict.reasons) or verdict.kind
         error = cls(
@@ -354,6 +352,16 @@ class TruncatedResponse(ProviderError):
         error.completion = done.completion
         error.verdict = verdict
         return error
+
+
+def request_for(target: Any, response: httpx2.Response | None = None) -> httpx2.Request:
+    """The request an error about `target` names: the response's own, or, when the failure had no
+    HTTP exchange (a stream that simply stopped, an answer judged afterwards), the target's endpoint."""
+    if response is not None:
+        return response.request
+    return httpx2.Request(
+        "POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions"
+    )
 
 
 _STATUS_CLASSES: dict[int, type[ProviderStatusError]] = {

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from .usage import Usage
 
 if TYPE_CHECKING:
-    from .policy import Target
     from .request import ChatRequest
+    from .target import Target
 
 __all__ = ["CostEstimate", "DEFAULT_OUTPUT_TOKENS", "estimate_cost", "estimate_prompt_tokens"]
 

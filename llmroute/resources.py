@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx2
 from openai import omit
@@ -20,11 +20,23 @@ from .response import RoutedChatCompletion
 
 if TYPE_CHECKING:
     from .parsed import RoutedParsedChatCompletion
-    from .router import AsyncRouter, Router
+    from .stream import AsyncRoutedStream, RoutedStream
 
 __all__ = ["AsyncChat", "AsyncCompletions", "Chat", "Completions", "RawResponse"]
 
 T = TypeVar("T")
+
+
+class _Creates(Protocol):
+    """What the sync resources need of a router: one entry point for a call's keyword arguments."""
+
+    def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | RoutedStream: ...
+
+
+class _ACreates(Protocol):
+    """What the async resources need of a router."""
+
+    async def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream: ...
 
 
 def _parse_arguments(kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -121,7 +133,7 @@ def _raw(result: Any) -> RawResponse[Any]:
 class Completions:
     """`router.chat.completions`."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: _Creates) -> None:
         self._router = router
 
     def create(self, **kwargs: Any) -> Any:
@@ -168,14 +180,14 @@ class _RawCompletions:
 class Chat:
     """`router.chat`."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: _Creates) -> None:
         self.completions = Completions(router)
 
 
 class AsyncCompletions:
     """`async_router.chat.completions`."""
 
-    def __init__(self, router: AsyncRouter) -> None:
+    def __init__(self, router: _ACreates) -> None:
         self._router = router
 
     async def create(self, **kwargs: Any) -> Any:
@@ -215,5 +227,5 @@ class _AsyncRawCompletions:
 class AsyncChat:
     """`async_router.chat`."""
 
-    def __init__(self, router: AsyncRouter) -> None:
+    def __init__(self, router: _ACreates) -> None:
         self.completions = AsyncCompletions(router)

@@ -87,8 +87,8 @@ class _Settle:
         flagged), the finish reason the adapter normalised (else the dialect table's)."""
         if self.route is not None:
             return
-        from .answer import judge
         from .providers.openai_compat import DIALECTS, normalise_finish
+        from .truncation import judge
 
         usage = chunks.usage
         dialect = DIALECTS.get(self.call.target.dialect)

@@ -18,11 +18,15 @@ See docs/truncation.md for each heuristic, an example of each, and measured prec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from ._textchecks import _heuristics
 
-__all__ = ["TruncationAction", "TruncationPolicy", "Verdict", "VerdictKind", "detect"]
+if TYPE_CHECKING:
+    from .request import ChatRequest
+    from .usage import FinishReason
+
+__all__ = ["TruncationAction", "TruncationPolicy", "Verdict", "VerdictKind", "detect", "judge"]
 
 VerdictKind = Literal["complete", "length", "content_filter", "refusal", "stream_cut", "suspected"]
 TruncationAction = Literal["return", "raise", "retry_larger", "fallback", "continue"]
@@ -208,3 +212,24 @@ def _estimate_tokens(text: str) -> int:
         return len(text) // 4
     extra = len(text.encode("utf-8", "surrogatepass")) - len(text)
     return (len(text) - extra // 2) // 4 + extra // 2
+
+
+_JSON_FORMATS = frozenset({"json_object", "json_schema"})
+
+
+def judge(
+    request: ChatRequest, text: str | None, finish: FinishReason | None, raw: str | None, **facts: Any
+) -> Verdict:
+    """The truncation verdict for an answer to `request`."""
+    fmt = request.body.get("response_format")
+    json_mode = isinstance(fmt, dict) and fmt.get("type") in _JSON_FORMATS
+    if raw == "stop" and request.body.get("stop") is not None:
+        raw = "stop_sequence"  # the caller's own stop sequences may end an answer anywhere
+    return detect(
+        text,
+        finish,
+        raw_finish_reason=raw,
+        json_mode=json_mode,
+        max_tokens=request.max_output_tokens,
+        **facts,
+    )

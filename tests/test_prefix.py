@@ -22,14 +22,12 @@ import llmroute
 from llmroute.balance import WeightedRandom
 from llmroute.hinting import RouteHints
 from llmroute.ledger import Ledger, LedgerRow
-from llmroute.policies import Cheapest
+from llmroute.policies import CacheAffinity, Cheapest, PrefixLabel
 from llmroute.policy import RouteContext, Target
 from llmroute.prefix import (
-    CacheAffinity,
     Conversation,
     Document,
     Example,
-    PrefixLabel,
     PromptLayout,
     cache_hints,
     cache_report,

@@ -96,10 +96,8 @@ def build_policy() -> Policy:
     policy: Policy = (
         residency | Capabilities() | ContextWindow() | Cheapest() | TaskType(SEED_TABLE, default=CHEAP)
     )
-    try:
-        from ..prefix import PrefixLabel  # labels rows with the prompt prefix, for the cache report
-    except ImportError:
-        return policy
+    from ..policies.affinity import PrefixLabel  # labels rows with the prompt prefix, for the cache report
+
     return policy | PrefixLabel()
 
 

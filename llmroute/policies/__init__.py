@@ -51,9 +51,9 @@ from .shadow import Shadow, ShadowComparison, shadow_report
 
 
 def __getattr__(name: str) -> Any:
-    """`CacheAffinity` and `PrefixLabel` live in `llmroute.prefix` (they build on this package)."""
+    """`CacheAffinity` and `PrefixLabel` are imported on first use (they need the tokenizer)."""
     if name in ("CacheAffinity", "PrefixLabel"):
-        from ..prefix import affinity
+        from . import affinity
 
         return getattr(affinity, name)
     raise AttributeError(f"module 'llmroute.policies' has no attribute {name!r}")

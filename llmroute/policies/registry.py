@@ -74,13 +74,13 @@ def _requested(fallbacks: Sequence[str] = ()) -> Requested:
 
 
 def _cache_affinity(**options: Any) -> Policy:
-    from ..prefix.affinity import CacheAffinity  # imported here: prefix.affinity builds on this package
+    from .affinity import CacheAffinity  # imported on first use: it needs the tokenizer
 
     return CacheAffinity(**options)
 
 
 def _prefix_label(**options: Any) -> Policy:
-    from ..prefix.affinity import PrefixLabel
+    from .affinity import PrefixLabel
 
     return PrefixLabel(**options)
 

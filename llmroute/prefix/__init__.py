@@ -2,7 +2,8 @@
 the deployment whose cache is warm, and measure the hit rate from the ledger.
 
 ```python
-from llmroute.prefix import CacheAffinity, PromptLayout, cache_report, lint_prompt
+from llmroute.policies import CacheAffinity
+from llmroute.prefix import PromptLayout, cache_report, lint_prompt
 
 layout = PromptLayout(system=GUIDELINES, tools=TOOLS)           # stable parts first, canonical
 affinity = CacheAffinity()                                       # labels + cache-aware routing
@@ -13,7 +14,8 @@ print(cache_report(router.ledger).format())                      # cacheable, ca
 
 - `layout`: `PromptLayout`, `Document`, `Example`, `Conversation`; provider hints (`cache_hints`).
 - `lint`: `lint_prompt`, `lint_sequence`, and `main` for `llmroute lint-prompt FILE`.
-- `affinity`: `PrefixLabel`, `CacheAffinity`, `prefix_fingerprint`.
+- `affinity`: `prefix_fingerprint` and each provider's cache lifetime. The policies built on them,
+  `PrefixLabel` and `CacheAffinity`, live in `llmroute.policies` (still importable from here).
 - `measure`: `cache_report`.
 - `warmup`: `warm_up`, one cheap call that writes a long static prefix before a batch.
 
@@ -22,7 +24,9 @@ See docs/caching.md.
 
 from __future__ import annotations
 
-from .affinity import CACHE_LIFETIMES, CacheAffinity, PrefixLabel, prefix_fingerprint
+from typing import Any
+
+from .affinity import CACHE_LIFETIMES, prefix_fingerprint
 from .layout import Conversation, Document, Example, PromptLayout, cache_hints, min_cache_tokens
 from .lint import Finding, PrefixBreak, SequenceReport, lint_prompt, lint_sequence, main
 from .measure import CacheReport, CacheStats, cache_report
@@ -30,7 +34,6 @@ from .warmup import awarm_up, warm_up, warm_up_kwargs
 
 __all__ = [
     "CACHE_LIFETIMES",
-    "CacheAffinity",
     "CacheReport",
     "CacheStats",
     "Conversation",
@@ -38,7 +41,6 @@ __all__ = [
     "Example",
     "Finding",
     "PrefixBreak",
-    "PrefixLabel",
     "PromptLayout",
     "SequenceReport",
     "awarm_up",
@@ -52,3 +54,12 @@ __all__ = [
     "warm_up",
     "warm_up_kwargs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`CacheAffinity` and `PrefixLabel` are policies: they live in `llmroute.policies.affinity`."""
+    if name in ("CacheAffinity", "PrefixLabel"):
+        from ..policies import affinity
+
+        return getattr(affinity, name)
+    raise AttributeError(f"module 'llmroute.prefix' has no attribute {name!r}")

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from .layout import PromptLayout, min_cache_tokens
 
 if TYPE_CHECKING:
+    from ..policies.affinity import CacheAffinity
     from ..response import RoutedChatCompletion
     from ..router import AsyncRouter, Router
-    from .affinity import CacheAffinity
 
 __all__ = ["WARM_UP_TURN", "awarm_up", "warm_up", "warm_up_kwargs"]
 

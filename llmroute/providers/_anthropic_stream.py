@@ -26,13 +26,13 @@ from ._anthropic_wire import (
 )
 from .base import (
     MALFORMED,
+    Adapter,
     AsyncChunkStream,
     ChunkStream,
 )
 
 if TYPE_CHECKING:
     from ..policy import Target
-    from .anthropic import AnthropicAdapter
 
 
 # ------------------------------------------------------------------------------------ streams
@@ -196,7 +196,7 @@ class _Fields:
 class _Chunks(ChunkStream):
     def __init__(
         self,
-        adapter: AnthropicAdapter,
+        adapter: Adapter,
         target: Target,
         events: Any,
         response: httpx2.Response,
@@ -228,7 +228,7 @@ class _Chunks(ChunkStream):
 class _AsyncChunks(AsyncChunkStream):
     def __init__(
         self,
-        adapter: AnthropicAdapter,
+        adapter: Adapter,
         target: Target,
         events: Any,
         response: httpx2.Response,

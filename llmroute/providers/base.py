@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx2
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from ..errors import redact
+from ..errors import redact, request_for
 from ..usage import FinishReason, Usage
 
 if TYPE_CHECKING:
@@ -238,16 +238,6 @@ def redact_sdk_error(error: BaseException, secrets: tuple[str, ...]) -> None:
 
 MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError)
 """What reading an answer that is not a valid response raises (JSON and shape errors)."""
-
-
-def request_for(target: Target, response: httpx2.Response | None = None) -> httpx2.Request:
-    """The request an error about `target` names: the response's own, or, when the failure had no
-    HTTP exchange (a stream that simply stopped, an answer judged afterwards), the target's endpoint."""
-    if response is not None:
-        return response.request
-    return httpx2.Request(
-        "POST", f"{target.deployment.base_url or target.provider.base_url}/chat/completions"
-    )
 
 
 def malformed(error: BaseException, target: Target, secrets: tuple[str, ...]) -> MalformedResponse:

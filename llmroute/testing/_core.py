@@ -17,7 +17,18 @@ from . import _generate as gen
 from ._anthropic import AnthropicWire
 from ._cache import BlockCache, BreakpointCache, PrefixCache, SlotCache
 from ._chat import ChatWire
-from ._engine import ApiError, CacheRule, HeaderWire, Job, Outcome, Result, Wire, default_reply, generate
+from ._engine import (
+    SDK_ADDS_V1,
+    ApiError,
+    CacheRule,
+    HeaderWire,
+    Job,
+    Outcome,
+    Result,
+    Wire,
+    default_reply,
+    generate,
+)
 from ._faults import Fault, FaultSchedule
 from ._types import ZERO, Bill, BillLine, ModelConfig, ReplyContext, ReplyFn, RequestRecord
 
@@ -33,8 +44,6 @@ _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _NO_CONFIG = ModelConfig()
 _REQUEST_ID_HEADER = {"anthropic": "request-id"}
 """provider -> the header carrying the request id (default ``x-request-id``)."""
-_SDK_ADDS_V1 = frozenset({"anthropic"})
-"""Providers whose SDK appends ``/v1/...`` to its base URL itself (the ``anthropic`` SDK does)."""
 
 
 def _presented_key(provider: str, headers: Mapping[str, str]) -> str | None:
@@ -112,7 +121,7 @@ class Emulator:
     def base_url(self, provider: str) -> str:
         """Base URL for the in-process transport, e.g. ``http://emulator.invalid/openai/v1``, and
         ``http://emulator.invalid/anthropic`` for Anthropic (its SDK appends ``/v1/messages``)."""
-        if provider in _SDK_ADDS_V1:
+        if provider in SDK_ADDS_V1:
             return f"http://emulator.invalid/{provider}"
         return f"http://emulator.invalid/{provider}/v1"
 

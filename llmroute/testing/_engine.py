@@ -385,3 +385,16 @@ def generate(
         stop_sequence=stopped,
         stream_error=stream_error,
     )
+
+
+SDK_ADDS_V1 = frozenset({"anthropic"})
+"""Providers whose SDK appends ``/v1/...`` to its base URL itself (the ``anthropic`` SDK does)."""
+
+
+class Handler(Protocol):
+    """What a transport needs of the emulator: `Emulator` implements it. The transports (in-process
+    and socket) depend on this, not on `Emulator`, so the emulator can build them."""
+
+    simulate_latency: bool
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Outcome: ...

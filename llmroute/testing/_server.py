@@ -15,12 +15,8 @@ import socket
 import threading
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING
 
-from ._engine import Outcome
-
-if TYPE_CHECKING:
-    from ._core import Emulator
+from ._engine import SDK_ADDS_V1, Handler, Outcome
 
 __all__ = ["EmulatorServer"]
 
@@ -213,7 +209,7 @@ class EmulatorServer:
     asyncio loop in a daemon thread, and on exit closes every connection and joins the thread.
     """
 
-    def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, emulator: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
         self.emulator = emulator
         self.host = host
         self.port = port
@@ -229,9 +225,7 @@ class EmulatorServer:
     def base_url(self, provider: str) -> str:
         """e.g. ``http://127.0.0.1:PORT/openai/v1``; ``http://127.0.0.1:PORT/anthropic`` for Anthropic,
         whose SDK appends ``/v1/messages`` itself (the same rule as `Emulator.base_url`)."""
-        from ._core import _SDK_ADDS_V1
-
-        if provider in _SDK_ADDS_V1:
+        if provider in SDK_ADDS_V1:
             return f"{self.url}/{provider}"
         return f"{self.url}/{provider}/v1"
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
 
 import httpx2
 
-from ._engine import Outcome
-
-if TYPE_CHECKING:
-    from ._core import Emulator
+from ._engine import Handler, Outcome
 
 __all__ = ["EmulatorTransport"]
 
@@ -64,7 +60,7 @@ class EmulatorTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     emulator was made with ``simulate_latency=True``.
     """
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Handler) -> None:
         self._emu = emulator
 
     def _outcome(self, request: httpx2.Request, body: bytes) -> Outcome:
