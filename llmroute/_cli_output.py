@@ -18,6 +18,7 @@ __all__ = [
     "_rich_available",
     "_console",
     "_plain_table",
+    "_width",
     "_numeric",
     "_table",
     "_say",
@@ -41,12 +42,18 @@ def _rich_available() -> bool:
     return importlib.util.find_spec("rich") is not None
 
 
-def _console(stderr: bool = False) -> Any:
+def _console(stderr: bool = False, wide: bool = False) -> Any:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 200
-    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+    return Console(file=stream, width=1000 if wide else _width(), soft_wrap=False, highlight=False)
+
+
+def _width() -> int:
+    """The terminal's width; 100 columns when the output is not a terminal (`$COLUMNS` overrides)."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
 
 
 def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -76,16 +83,33 @@ def _numeric(cell: str) -> bool:
     return True
 
 
-def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], wide: bool = False) -> None:
+    """A titled table; `wide`: as wide as its content, whatever the terminal."""
     if _rich_available():
+        from rich import box
         from rich.table import Table
 
-        table = Table(title=title, title_justify="left", header_style="bold")
+        table = Table(
+            title=title,
+            title_justify="left",
+            header_style="bold",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
+        )
         for i, name in enumerate(header):
-            table.add_column(name, justify="right" if i and all(_numeric(r[i]) for r in rows) else "left")
+            right = i and all(_numeric(r[i]) for r in rows)
+            # The first column names the row: other columns wrap before it is cut.
+            first = max((len(str(r[0])) for r in rows), default=0) if i == 0 else None
+            table.add_column(
+                name,
+                justify="right" if right else "left",
+                min_width=min(first, 18) if first else None,
+                overflow="fold",
+            )
         for row in rows:
             table.add_row(*[str(c) for c in row])
-        _console().print(table)
+        _console(wide=wide).print(table)
     else:
         if title:
             print(title)
@@ -95,7 +119,7 @@ def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> 
 
 def _say(text: str) -> None:
     if _rich_available():
-        _console().print(text, markup=False)
+        _console().print(text, markup=False, soft_wrap=True)
     else:
         print(text)
 

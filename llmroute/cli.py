@@ -1,4 +1,5 @@
-"""The `llmroute` command: `demo`, `prices`, `report`, `whatif`, `estimate`.
+"""The `llmroute` command: `demo`, `prices`, `report`, `whatif`, `estimate`, `lint-prompt`,
+`emulator`, `tokenizers`.
 
 ```
 llmroute prices [--provider P] [--sources] [--at DATE] [--prices FILE] [--json]
@@ -12,9 +13,10 @@ Tables are drawn with `rich` when it is installed (`pip install llmroute[cli]`),
 text; `--json` prints machine-readable output either way. `--db` reads a SQLite ledger written by
 `llmroute.store.SQLiteStore`; `--jsonl` reads an `export_jsonl` file.
 
-Exit codes: 0 success; 1 the command failed (a missing or unreadable file, a bad workload or price
-file, rows lost); 2 bad usage (unknown option, missing ledger source, unknown model name, malformed
-value).
+Exit codes: 0 success; 1 the command failed (a missing or unreadable file, a file that is not what
+the option expects, a bad workload, catalog or price file, rows lost); 2 bad usage (unknown option,
+missing ledger source, unknown model, provider, task or report field, malformed value); 141 the
+reader of the output went away (`llmroute prices | head -2`), silently, like other Unix tools.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from .ledger import LedgerRow
     from .pricing import PriceTable
     from .reports import Stats
+    from .store import SQLiteStore
     from .whatif import Repricing, Workload
 
 __all__ = ["main"]
@@ -60,13 +63,20 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:
+    import tomllib
+
     from .catalog import Catalog, default_catalog
 
     base = default_catalog()
     path = getattr(args, "catalog", None)
     if not path:
         return base
-    extra = Catalog.from_file(path)
+    try:
+        extra = Catalog.from_file(path)
+    except OSError as e:
+        raise _Failure(f"cannot read the catalog file {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise _Failure(f"{path} is not a valid TOML catalog file: {e}") from e
     merged = base.with_rows(extra.models(), extra.providers())
     merged.check()
     return merged
@@ -98,12 +108,31 @@ def _load_rows(args: argparse.Namespace) -> list[LedgerRow]:
         try:
             rows = read_jsonl(args.jsonl)
         except OSError as e:
-            raise _Failure(f"cannot read {args.jsonl}: {e}") from e
+            raise _Failure(f"cannot read {args.jsonl}: {e.strerror or e}") from e
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
+            raise _Failure(
+                f"{args.jsonl} is not a JSONL ledger export (llmroute.store.export_jsonl): "
+                f"{type(e).__name__}: {e}"
+            ) from e
         return Ledger(rows).rows(**bounds)
+    import sqlite3
+
     from .store import SQLiteStore
 
-    store = SQLiteStore.open_existing(args.db)
-    total = store.count()
+    try:
+        store = SQLiteStore.open_existing(args.db)
+        total = store.count()
+    except sqlite3.DatabaseError as e:
+        raise _Failure(f"{args.db} is not an llmroute SQLite ledger (sqlite: {e})") from e
+    try:
+        return _read_store(store, args, total, bounds)
+    except sqlite3.DatabaseError as e:
+        raise _Failure(f"{args.db} is not an llmroute SQLite ledger (sqlite: {e})") from e
+
+
+def _read_store(
+    store: SQLiteStore, args: argparse.Namespace, total: int, bounds: dict[str, Any]
+) -> list[LedgerRow]:
     if total > 50_000 and sys.stderr.isatty() and _rich_available() and not args.json:
         from rich.progress import Progress
 
@@ -129,6 +158,9 @@ def _prices(args: argparse.Namespace) -> int:
     from .pricing import PricePeriod, PriceTable
 
     catalog = _catalog(args)
+    known = sorted(p.name for p in catalog.providers())
+    if args.provider and args.provider not in known:
+        raise UsageError(f"unknown provider {args.provider!r}; known: {', '.join(known)}")
     table = _price_table(args, catalog) or PriceTable(catalog)
     at = args.at.timestamp() if args.at else None
     records: list[dict[str, Any]] = []
@@ -166,8 +198,6 @@ def _prices(args: argparse.Namespace) -> int:
     header = ["model", "provider", "input", "cache read", "cache write", "output", "context", "as of"]
     if args.history:
         header.insert(2, "from")
-    if args.sources:
-        header.append("source")
     rows = []
     for r in records:
         cells: list[str] = [
@@ -182,12 +212,17 @@ def _prices(args: argparse.Namespace) -> int:
         ]
         if args.history:
             cells.insert(2, r["effective"] or "-")
-        if args.sources:
-            cells.append(r["source"] or "-")
         rows.append(cells)
     when = f" in force at {args.at:%Y-%m-%d %H:%M} UTC" if args.at else ""
     _table(f"Prices{when} (USD per 1M tokens)", header, rows)
-    if not args.sources:
+    if args.sources:  # below the table: a source is a sentence, too long for a column
+        _say("Sources:")
+        seen = set()
+        for r in records:
+            if (r["model"], r["source"]) not in seen:
+                seen.add((r["model"], r["source"]))
+                _say(f"  {r['model']}: {r['source'] or '-'}")
+    else:
         _say("Sources: `llmroute prices --sources`; dated changes: `--prices FILE --history`.")
     return 0
 
@@ -199,9 +234,22 @@ def _opt(value: Decimal | None) -> str | None:
 # -- report --------------------------------------------------------------------------------------------
 
 
-def _stats_cells(s: Stats) -> list[str]:
+def _stats_cells(s: Stats, wide: bool = True) -> list[str]:
     from .pricing import money
 
+    if not wide:
+        return [
+            str(s.key) if not isinstance(s.key, tuple) else " / ".join(map(str, s.key)),
+            f"{s.calls:,}",
+            _short(s.usage.input_tokens),
+            _short(s.usage.output_tokens),
+            _share(s.cache_hit_share),
+            money(s.cost_or_none, s.unpriced if s.priced else 0),
+            money(s.cost_per_call) if s.cost_per_call is not None else ("unpriced" if s.unpriced else "-"),
+            _seconds(s.latency_p95),
+            _share(s.failure_rate),
+            _share(s.fallback_rate),
+        ]
     return [
         str(s.key) if not isinstance(s.key, tuple) else " / ".join(map(str, s.key)),
         f"{s.calls:,}",
@@ -244,6 +292,47 @@ _STATS_HEADER = [
 ]
 
 
+_COMPACT_HEADER = [
+    *("", "calls", "input", "output", "cache hit"),
+    *("cost", "per call", "p95", "failed", "fallback"),
+]
+"""The default report columns: they fit 100 columns; `--wide` shows every column of `_STATS_HEADER`."""
+
+
+def _short(tokens: int) -> str:
+    """`9,999`, `12.3K`, `4.56M`, `1.20B`: token counts in at most 6 characters."""
+    for size, unit in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if tokens >= size * 10 or (unit != "K" and tokens >= size):
+            value = tokens / size
+            return f"{value:.3g}{unit}" if value < 1000 else f"{value:,.0f}{unit}"
+    return f"{tokens:,}"
+
+
+_PERIODS = ("day", "week", "month", "hour")
+
+
+def _check_fields(by: Sequence[str]) -> None:
+    """Every `--by` field (or `A+B` combination) names something a ledger row has."""
+    import dataclasses
+
+    from .ledger import _HINT_FIELDS, LedgerRow
+    from .reports import DEFAULT_BREAKDOWNS
+
+    own = {f.name for f in dataclasses.fields(LedgerRow)} | {
+        n for n in dir(LedgerRow) if not n.startswith("_")
+    }
+    known = {*_HINT_FIELDS, *_PERIODS, "tag", *own}
+    for item in by:
+        if item == "all":
+            continue
+        for name in item.split("+"):
+            if name.startswith("label:") and len(name) > 6:
+                continue
+            if name not in known:
+                usual = ", ".join([*DEFAULT_BREAKDOWNS, "week", "month", "label:NAME"])
+                raise UsageError(f"--by {name!r}: not a ledger field; e.g. {usual}, or FIELD+FIELD")
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}s"
 
@@ -253,6 +342,7 @@ def _report(args: argparse.Namespace) -> int:
 
     catalog = _catalog(args)
     _check_models(catalog, args.whatif or ())
+    _check_fields(args.by or ())
     rows = _load_rows(args)
     prices = _price_table(args, catalog)
     if prices is not None:
@@ -285,9 +375,10 @@ def _report(args: argparse.Namespace) -> int:
     if not rows:
         _say("No rows in this ledger for that period.")
         return 0
-    _table("Total", _STATS_HEADER, [_stats_cells(report.total)])
+    header = _STATS_HEADER if args.wide else _COMPACT_HEADER
+    _table("Total", header, [_stats_cells(report.total, args.wide)], wide=args.wide)
     for name, stats in report.groups.items():
-        _table(f"By {name}", _STATS_HEADER, [_stats_cells(s) for s in stats])
+        _table(f"By {name}", header, [_stats_cells(s, args.wide) for s in stats], wide=args.wide)
     drifted = [d for d in report.drift if d.drifted]
     if drifted:
         _table(
@@ -361,6 +452,11 @@ def _whatif(args: argparse.Namespace) -> int:
         raise UsageError("name an alternative: --model MODEL and/or --route TASK=MODEL")
     _check_models(catalog, [*(args.model or ()), *routes.values(), *([args.default] if args.default else [])])
     rows = _load_rows(args)
+    present = {row.hints.task for row in rows}
+    absent = [t for t in args.task or () if t not in present]
+    if rows and absent:
+        tasks = ", ".join(sorted(str(t) for t in present if t is not None)) or "none (no task hints)"
+        raise UsageError(f"no rows with task {absent[0]!r} in this ledger; its tasks: {tasks}")
     prices = _price_table(args, catalog)
     results = [reprice(rows, m, catalog=catalog, prices=prices) for m in args.model or ()]
     if routes:
@@ -461,16 +557,50 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="llmroute", description="Route LLM calls by cost, residency and health."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
+    parser.add_argument("--version", action="version", version=f"llmroute {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subs: dict[str, argparse.ArgumentParser] = {}
+
+    def command(name: str, help: str, description: str | None = None, **kw: Any) -> argparse.ArgumentParser:
+        text = description or help[:1].upper() + help[1:] + "."
+        subs[name] = sub.add_parser(name, help=help, description=text, **kw)
+        return subs[name]
+
+    command(
         "lint-prompt",
         help="find what breaks prompt caching in recorded requests (JSON/JSONL)",
         add_help=False,
     )
-    demo = sub.add_parser(
+    emulator = command(
+        "emulator",
+        help="run the provider emulator on a local port until Ctrl-C (OpenAI, Anthropic, DeepSeek wire)",
+        description="Serve llmroute's provider emulator (llmroute.testing) on a real local socket, in the "
+        "foreground until Ctrl-C, and print the base URLs to set as OPENAI_BASE_URL, ANTHROPIC_BASE_URL "
+        "and DEEPSEEK_BASE_URL. Any API key is accepted; nothing leaves the machine.",
+    )
+    from .testing._cli import add_options as _emulator_options
+
+    _emulator_options(emulator)
+    tokenizers = command(
+        "tokenizers",
+        help="show which tiktoken encodings are installed; --fetch installs them",
+        description="Token counts are exact with tiktoken's encoding files and approximate without "
+        "them. This shows which are present in tiktoken's cache directory; --fetch downloads them "
+        "(from the litellm wheel on PyPI, via pip, so it works where only PyPI is reachable).",
+    )
+    tokenizers.add_argument("--fetch", action="store_true", help="download the missing encodings")
+    tokenizers.add_argument("--dir", metavar="DIR", help="cache directory (default: tiktoken's own)")
+    tokenizers.add_argument("--json", action="store_true", help="machine-readable output")
+    demo = command(
         "demo",
         help="a 10-developer team's month of routed calls against the built-in provider emulator",
         description="A 10-developer team's month of LLM calls (the seed analyses' task mix and sizes), "
@@ -494,8 +624,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run against the real providers (needs OPENAI_API_KEY, ANTHROPIC_API_KEY, DEEPSEEK_API_KEY)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument(
+        "--ledger",
+        metavar="FILE",
+        help="also save the month's ledger rows to this new SQLite file (for `report` and `whatif`)",
+    )
 
-    prices = sub.add_parser("prices", help="list the catalog's models and prices")
+    prices = command("prices", help="list the catalog's models and prices")
     prices.add_argument("--provider", help="only this provider")
     prices.add_argument("--sources", action="store_true", help="show where each price was read")
     prices.add_argument("--at", type=_when, metavar="DATE", help="prices in force at this UTC date/time")
@@ -504,7 +639,13 @@ def _parser() -> argparse.ArgumentParser:
     prices.add_argument("--catalog", metavar="FILE", help="extra or overriding catalog rows (TOML)")
     prices.add_argument("--json", action="store_true", help="machine-readable output")
 
-    report = sub.add_parser("report", help="cost, tokens, cache hits, latency and failures from a ledger")
+    report = command(
+        "report",
+        help="cost, tokens, cache hits, latency and failures from a ledger",
+        description="Cost, tokens, cache hits, latency and failures from a ledger (a SQLite file written "
+        "by llmroute.store.SQLiteStore or `llmroute demo --ledger`, or a JSONL export), in total and "
+        "broken down by model, task, day or any other field.",
+    )
     _add_source(report)
     report.add_argument(
         "--by",
@@ -515,8 +656,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--whatif", action="append", metavar="MODEL", help="also reprice on this model")
     report.add_argument("--html", metavar="FILE", help="also write a single-file HTML report with charts")
+    report.add_argument(
+        "--wide", action="store_true", help="every column (attempts, cache reads/writes, p50/p99...)"
+    )
 
-    whatif = sub.add_parser("whatif", help="what the recorded calls would have cost elsewhere")
+    whatif = command(
+        "whatif",
+        help="what the recorded calls would have cost elsewhere",
+        description="What the calls recorded in a ledger would have cost on another model, or with "
+        "some tasks routed elsewhere, token kind by token kind at that model's prices.",
+    )
     _add_source(whatif)
     whatif.add_argument("--model", action="append", metavar="MODEL", help="reprice every row on MODEL")
     whatif.add_argument("--route", action="append", metavar="TASK=MODEL", help="a routing table row")
@@ -524,7 +673,12 @@ def _parser() -> argparse.ArgumentParser:
     whatif.add_argument("--task", action="append", metavar="TASK", help="savings of moving only this task")
     whatif.add_argument("--period", default="These rows", help="how the narrative names the period")
 
-    estimate = sub.add_parser("estimate", help="monthly cost of a described workload, per model")
+    estimate = command(
+        "estimate",
+        help="monthly cost of a described workload, per model",
+        description="The monthly cost of a described workload (a TOML/JSON file of tasks, or one task "
+        "given by --input/--output/--requests) on each model or routing table.",
+    )
     estimate.add_argument("workload", nargs="?", help="a workload file (.toml or .json)")
     estimate.add_argument("--input", type=_tokens, metavar="N", help="input tokens per request (8.5K, 80M)")
     estimate.add_argument("--output", type=_tokens, metavar="N", help="output tokens per request")
@@ -539,7 +693,7 @@ def _parser() -> argparse.ArgumentParser:
     estimate.add_argument("--route", action="append", metavar="TASK=MODEL", help="a routing table row")
     estimate.add_argument("--catalog", metavar="FILE", help="extra or overriding catalog rows (TOML)")
     estimate.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
+    return parser, subs
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -551,17 +705,41 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`llmroute prices | head -2`): stop quietly. Point stdout at devnull
+        # so the interpreter's final flush does not raise again.
+        import os
+
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a real file (captured in tests)
+            pass
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["lint-prompt"]:  # its own parser: llmroute.prefix.lint
         from .prefix.lint import main as lint_prompt
 
         return lint_prompt(arguments[1:])
-    parser = _parser()
+    parser, subs = _build()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as e:  # argparse: --help (0) or bad usage (2)
         return int(e.code) if isinstance(e.code, int) else 2
     try:
+        if args.command == "emulator":
+            from .testing._cli import run as run_emulator
+
+            return run_emulator(args)
+        if args.command == "tokenizers":
+            from ._tokenizers import tokenizers_command
+
+            return tokenizers_command(fetch=args.fetch, directory=args.dir, as_json=args.json)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -573,16 +751,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 as_json=args.json,
                 live=args.live,
                 progress=not args.no_progress,
+                ledger=args.ledger,
             )
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
     except UsageError as e:
-        parser.print_usage(sys.stderr)
+        subs.get(args.command, parser).print_usage(sys.stderr)
         print(f"llmroute {args.command}: error: {e}", file=sys.stderr)
         return 2
     except _Failure as e:
         print(f"llmroute {args.command}: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise
+    except OSError as e:  # a file named on the command line: missing, unreadable, a directory...
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"llmroute {args.command}: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except Exception as e:  # a readable message instead of a traceback, and a script-friendly code
         from .errors import LLMRouteError

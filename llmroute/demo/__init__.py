@@ -1,7 +1,8 @@
 """`llmroute demo`: a 10-developer team's month of LLM traffic in seconds, against the built-in emulator.
 
 ```
-llmroute demo [--scale S | --calls N] [--seed N] [--html report.html] [--json] [--no-progress]
+llmroute demo [--scale S | --calls N] [--seed N] [--html report.html] [--ledger month.db] [--json]
+              [--no-progress]
 llmroute demo --live            # the same workload, tiny, on the real providers (needs the API keys)
 ```
 
@@ -20,6 +21,7 @@ without the API keys (or a bad option).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -165,9 +167,12 @@ def run_demo(
     live: bool = False,
     progress: bool = True,
     env: Mapping[str, str] | None = None,
+    ledger: str | None = None,
 ) -> int:
     """Run the demo and print its report (or, with `as_json`, its summary as JSON); with `html`,
-    also write the report page there. Returns the process exit code (see the module docstring)."""
+    also write the report page there; with `ledger`, save the month's ledger rows (timestamped over
+    the month, as the report shows them) to that new SQLite file, for `llmroute report` / `whatif`.
+    Returns the process exit code (see the module docstring)."""
     env = os.environ if env is None else env
     if live:
         missing = missing_keys(env)
@@ -183,16 +188,22 @@ def run_demo(
     if share <= 0:
         print("llmroute demo: --scale and --calls must be positive", file=sys.stderr)
         return 2
-    from ..tokens import TokenizerFallbackWarning
+    from ..tokens import APPROX, TokenizerFallbackWarning, forced_encoding
 
+    if ledger is not None and os.path.exists(ledger):
+        print(f"llmroute demo: {ledger} already exists; give a new file for --ledger", file=sys.stderr)
+        return 1
     try:  # fail before the run, not after it
         page = open(html, "w", encoding="utf-8") if html else None  # noqa: SIM115 (written at the end)
     except OSError as e:
         print(f"llmroute demo: cannot write {html}: {e}", file=sys.stderr)
         return 1
+    # On the emulator every count (the workload's sizes, the router's estimates, the emulator's usage)
+    # uses the fixed approximate estimator: the figures do not depend on which tiktoken files exist.
+    fixed = contextlib.nullcontext() if live else forced_encoding(APPROX)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", TokenizerFallbackWarning)  # offline: approximate token counts
+        with warnings.catch_warnings(), fixed:
+            warnings.simplefilter("ignore", TokenizerFallbackWarning)  # --live: approximate estimates
             jobs, helper, stable = build_jobs(share, seed, live=live)
             if live:
                 print(
@@ -215,14 +226,22 @@ def run_demo(
                 stable_tokens=stable,
                 incidents=done.incidents,
             )
+            month = [r for o in done.outcomes for r in (o.rows if live else o.month_rows())]
             if page is not None:
                 from .page import render_page
 
-                month = [r for o in done.outcomes for r in (o.rows if live else o.month_rows())]
                 page.write(render_page(summary, month, whatifs))
     finally:
         if page is not None:
             page.close()
+    if ledger is not None:
+        from ..errors import LLMRouteError
+
+        try:
+            _save_ledger(ledger, month)
+        except (OSError, LLMRouteError) as e:
+            print(f"llmroute demo: cannot write the ledger {ledger}: {e}", file=sys.stderr)
+            return 1
     if as_json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
@@ -231,4 +250,20 @@ def run_demo(
         print_report(summary)
         if html:
             print(f"\nHTML report written to {html}")
+        if ledger:
+            print(
+                f"Ledger ({len(month):,} rows) written to {ledger}: try `llmroute report --db {ledger}` "
+                f"and `llmroute whatif --db {ledger} --model deepseek-v3.2`"
+            )
     return 0 if summary.ok else 1
+
+
+def _save_ledger(path: str, rows: list[Any]) -> None:
+    from ..store import SQLiteStore
+
+    store = SQLiteStore(path)
+    try:
+        for row in rows:
+            store.put(row)
+    finally:
+        store.close()

@@ -693,6 +693,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else 2
+    if args.model is not None:
+        from ..catalog import default_catalog
+
+        if default_catalog().model(args.model) is None:
+            parser.print_usage(sys.stderr)
+            print(
+                f"llmroute lint-prompt: error: unknown model {args.model!r}; "
+                "`llmroute prices` lists the known ones",
+                file=sys.stderr,
+            )
+            return 2
     try:
         requests = _read(args.file)
         if not requests:
