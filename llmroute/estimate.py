@@ -39,13 +39,15 @@ def estimate_prompt_tokens(request: ChatRequest, target: Target) -> tuple[int, b
     from . import tokens
 
     model = target.model
-    estimate = tokens.count_messages(
-        request.messages, target.api_name, tools=request.body.get("tools"), encoding=model.tokenizer
-    )
-    count = estimate.tokens
+    # Only an estimate (a reservation, a ranking): approximate counts are silent here.
+    enc = tokens.encoder_for(target.api_name, model.tokenizer, warn=False)
+    counter = enc.count
+    count = 0
+    for seg in tokens.prompt_segments(request.messages, request.body.get("tools")):
+        count += seg if isinstance(seg, int) else counter(seg)
     if model.tokenizer_factor != 1.0:
         return round(count * model.tokenizer_factor), False
-    return count, estimate.exact
+    return count, enc.exact
 
 
 def estimate_cost(

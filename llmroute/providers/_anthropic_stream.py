@@ -158,7 +158,7 @@ class _Translate:
             return self.usage
         from ..tokens import encoder_for
 
-        count = encoder_for(self.target.api_name, self.target.model.tokenizer).count
+        count = encoder_for(self.target.api_name, self.target.model.tokenizer, warn=False).count
         output = thinking = 0
         for state in self._blocks.values():
             tokens = count(state.name) + count("".join(state.pieces))

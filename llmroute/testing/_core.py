@@ -360,7 +360,7 @@ class Emulator:
     def _run(self, wire: Wire, job: Job, fault: Fault | None) -> Result:
         provider, model = job.provider, job.model
         cfg = self.model_config(provider, model)
-        enc = encoder_for(model, self.encoding)
+        enc = encoder_for(model, self.encoding, warn=False)
         written = written_1h = 0
         if job.prompt is not None:
             prompt_tokens, cached, written, written_1h = self._explicit(job, cfg, enc)
