@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._config_checks import IgnoredModelNotes, check_fallbacks
 from .balance import Balancer, LoadStore, LoadTracker, Ticket, WeightedRandom
 from .catalog import (
     Catalog,
@@ -85,7 +86,8 @@ class RouterCore:
         members = self.policy.policies if isinstance(self.policy, Chain) else (self.policy,)
         self.acceptors: tuple[Any, ...] = tuple(p for p in members if callable(getattr(p, "accept", None)))
         """Policies that judge answers (a `Cascade`): a rejected answer escalates to the next target."""
-        self.fallbacks = tuple(fallbacks)
+        self.fallbacks = check_fallbacks(policy, fallbacks)
+        self._model_notes = IgnoredModelNotes()
         self.ledger = ledger if ledger is not None else Ledger()
         self.budgets = budgets
         self.cache_hints = cache_hints
@@ -110,6 +112,7 @@ class RouterCore:
             self._target(d, self._spec_of(d)) for d in self.deployments.values() if not d.wildcard
         )
         self._by_name: dict[str, tuple[Target, ...]] = {}
+        self._auto_served: tuple[Target, ...] | None = None
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
         for name in self.fallbacks:
@@ -211,6 +214,8 @@ class RouterCore:
     def candidates(self, requested: tuple[Target, ...]) -> tuple[Target, ...]:
         """Every target a policy may choose among for this call."""
         extra = [t for t in requested if t.deployment.wildcard]
+        if not requested:  # model="auto": wildcard deployments offer every catalog model they serve
+            extra.extend(self._served_by_wildcards())
         for name in self.fallbacks:
             extra.extend(t for t in self.resolve(name) if t.deployment.wildcard)
         if not extra:
@@ -222,6 +227,18 @@ class RouterCore:
                 seen.add(target.name)
                 merged.append(target)
         return tuple(merged)
+
+    def _served_by_wildcards(self) -> tuple[Target, ...]:
+        served = self._auto_served
+        if served is None:
+            served = tuple(
+                self._target(d, spec, spec.api_name)
+                for d in self._wildcards()
+                for spec in self.catalog.models()
+                if self._providers[d.name].name == spec.provider and d.matches(spec.api_name)
+            )
+            self._auto_served = served
+        return served
 
     def adapter(self, target: Target) -> Adapter:
         name = target.deployment.name
@@ -262,6 +279,7 @@ class RouterCore:
         if balanced is not None:
             decision = Decision(decision.targets, (balanced, *decision.steps), decision.shadow)
         decision = self._check_adapters(self._skip_cooling(decision), request)
+        decision = self._model_notes.check(decision, requested, request.model, self.policy.name)
         for target in decision.targets:
             if request.stream and target.dialect not in _STREAMING_DIALECTS:
                 raise InvalidRequest("stream", f"deployment {target.deployment.name!r} cannot stream")

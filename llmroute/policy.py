@@ -207,9 +207,11 @@ class Chain(Policy):
 class Requested(Policy):
     """The default: the model the caller named, then the fallback models in order.
 
-    With `model="auto"` every candidate is kept in the order deployments were configured (put a
-    preference policy before this one to choose among them). `fallbacks` lists catalog model ids,
-    aliases or deployment names tried after the requested model, in order.
+    With `model="auto"` every candidate is kept: deployments of named models in the order they
+    were configured, then the models that wildcard deployments serve (`Router.from_env()`'s), the
+    cheapest estimated cost first (unpriced last). Put a preference policy before this one to choose
+    otherwise. `fallbacks` lists catalog model ids, aliases or deployment names tried after the
+    requested model, in order.
     """
 
     def __init__(self, fallbacks: Sequence[str] = ()) -> None:
@@ -217,7 +219,10 @@ class Requested(Policy):
 
     def rank(self, ctx: RouteContext) -> Iterable[Choice]:
         if ctx.request.model == "auto":
-            return [t.keep("model='auto': configured order") for t in ctx.candidates]
+            named = [
+                t.keep("model='auto': configured order") for t in ctx.candidates if not t.deployment.wildcard
+            ]
+            return named + _cheapest_first([t for t in ctx.candidates if t.deployment.wildcard], ctx)
         requested = {t.name for t in ctx.requested}
         choices = [t.keep(f"requested {ctx.request.model!r}") for t in ctx.candidates if t.name in requested]
         taken = set(requested)
@@ -227,3 +232,16 @@ class Requested(Policy):
                     choices.append(t.keep(f"fallback {fallback!r}"))
                     taken.add(t.name)
         return choices
+
+
+def _cheapest_first(targets: list[Target], ctx: RouteContext) -> list[Choice]:
+    """`model="auto"` over the models wildcard deployments serve: cheapest estimated cost first."""
+    from .estimate import estimate_cost
+
+    costs = [(estimate_cost(ctx.request, t).cost, i, t) for i, t in enumerate(targets)]
+    priced = sorted((c for c in costs if c[0] is not None), key=lambda c: (c[0], c[1]))
+    unpriced = [c for c in costs if c[0] is None]
+    return [
+        t.keep(f"model='auto': est. ${cost:.6f}" if cost is not None else "model='auto': unpriced")
+        for cost, _, t in [*priced, *unpriced]
+    ]
