@@ -13,6 +13,13 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 TIKTOKEN_CACHE = ROOT / ".cache" / "tiktoken"
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=1.0", "hypothesis>=6.100"]
+# tests/test_telemetry.py (openai-v2 2.4b0 needs an opentelemetry-util-genai the index does not have)
+OTEL_TEST_DEPS = [
+    "opentelemetry-sdk>=1.27",
+    "opentelemetry-instrumentation-openai-v2>=2.1b0,<2.4b0",
+    "wrapt<2",  # the instrumentor calls wrap_function_wrapper(module=...), gone in wrapt 2
+    "httpx",  # imported by the instrumentor, not declared by it
+]
 
 
 def _tiktoken_env(session: nox.Session) -> dict[str, str]:
@@ -28,7 +35,7 @@ def _tiktoken_env(session: nox.Session) -> dict[str, str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, against the built-in provider emulator (no network, no keys)."""
-    session.install("-e", ".", *TEST_DEPS)
+    session.install("-e", ".[otel]", *TEST_DEPS, *OTEL_TEST_DEPS)
     env = _tiktoken_env(session)
     session.run("pytest", "-q", *session.posargs, env=env)
 
@@ -44,7 +51,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[cli]", "mypy>=1.15")
+    session.install("-e", ".[cli,otel]", "mypy>=1.15")
     session.run("mypy", "--strict", "llmroute")
 
 

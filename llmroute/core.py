@@ -34,6 +34,7 @@ from .policy import Chain, Decision, Policy, Requested, RouteContext, Step, Targ
 from .providers.base import Adapter, Completed
 from .request import ChatRequest
 from .response import RouteInfo, call_cost
+from .telemetry import TELEMETRY
 from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class RouterCore:
         self._auto_served: tuple[Target, ...] | None = None
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
+        self.telemetry = TELEMETRY  # OpenTelemetry spans and metrics: no-ops without a provider
         for name in self.fallbacks:
             self.resolve(name)  # unknown fallback names fail at construction, not at the first call
 
@@ -283,6 +285,7 @@ class RouterCore:
         for target in decision.targets:
             if request.stream and target.dialect not in _STREAMING_DIALECTS:
                 raise InvalidRequest("stream", f"deployment {target.deployment.name!r} cannot stream")
+        self.telemetry.decided(request, decision)
         return request, decision
 
     def _skip_cooling(self, decision: Decision) -> Decision:
@@ -459,6 +462,7 @@ class RouterCore:
             labels=decision.labels_for(target) if decision is not None else {},
         )
         self.ledger.record(row)
+        self.telemetry.attempt_done(row, target, request)
         self.health.observe(
             target.name,
             ok=error is None,

@@ -221,6 +221,9 @@ class Router(_Base):
         self._shadows: ThreadPoolExecutor | None = None
 
     def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | RoutedStream:
+        return self._core.telemetry.call(self._route, kwargs)  # the call's span (llmroute.telemetry)
+
+    def _route(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | RoutedStream:
         core = self._core
         request, decision = core.prepare(kwargs)
         call_id = new_call_id()
@@ -342,6 +345,9 @@ class AsyncRouter(_Base):
         self._shadows: set[asyncio.Task[None]] = set()
 
     async def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
+        return await self._core.telemetry.acall(self._route, kwargs)  # the call's span
+
+    async def _route(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
         core = self._core
         request, decision = core.prepare(kwargs)
         call_id = new_call_id()
