@@ -65,7 +65,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, printed as ratios against the raw openai SDK in the same run."""
-    session.install("-e", ".[aiohttp]")
+    session.install("-e", ".[aiohttp,otel]", "opentelemetry-sdk>=1.27")
     env = _tiktoken_env(session)
     for script in session.posargs or ["overhead.py"]:
         session.run("python", os.path.join("benchmarks", script), env=env)

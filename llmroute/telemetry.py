@@ -88,6 +88,7 @@ _TRUE = frozenset({"1", "true", "yes", "on", "span_only", "span_and_event"})
 
 T = TypeVar("T")
 _log = logging.getLogger("llmroute.telemetry")
+_UNKNOWN: Any = object()
 
 
 class _Call:
@@ -145,13 +146,18 @@ class Telemetry:
         tracer = self._tracer
         if tracer is not None:
             return tracer
-        if "opentelemetry.trace" not in sys.modules:
+        module = sys.modules.get("opentelemetry.trace")
+        if module is None:
             return None
         provider = self._tracer_provider
         if provider is None:
-            from opentelemetry import trace
-
-            provider = trace.get_tracer_provider()
+            # The global provider, read where `set_tracer_provider` puts it (None: not set, the API
+            # would hand out its no-op proxy); the public getter if that ever moves.
+            provider = getattr(module, "_TRACER_PROVIDER", _UNKNOWN)
+            if provider is None:
+                return None
+            if provider is _UNKNOWN:
+                provider = module.get_tracer_provider()
             if type(provider).__module__.startswith("opentelemetry.trace"):
                 return None  # the API's proxy or no-op provider: nothing is recorded
         self._tracer = provider.get_tracer("llmroute", _version(), schema_url=SCHEMA_URL)
@@ -162,13 +168,16 @@ class Telemetry:
         instruments = self._instruments
         if instruments is not None:
             return instruments
-        if "opentelemetry.metrics" not in sys.modules:
+        module = sys.modules.get("opentelemetry.metrics._internal")
+        if module is None:
             return None
         provider = self._meter_provider
         if provider is None:
-            from opentelemetry import metrics
-
-            provider = metrics.get_meter_provider()
+            provider = getattr(module, "_METER_PROVIDER", _UNKNOWN)
+            if provider is None:
+                return None
+            if provider is _UNKNOWN:
+                provider = module.get_meter_provider()
             if type(provider).__module__.startswith("opentelemetry.metrics"):
                 return None
         meter = provider.get_meter("llmroute", _version(), schema_url=SCHEMA_URL)
