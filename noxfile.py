@@ -19,6 +19,7 @@ OTEL_TEST_DEPS = [
     "opentelemetry-instrumentation-openai-v2>=2.1b0,<2.4b0",
     "wrapt<2",  # the instrumentor calls wrap_function_wrapper(module=...), gone in wrapt 2
     "httpx",  # imported by the instrumentor, not declared by it
+    "opentelemetry-instrumentation-anthropic>=0.60",  # OpenLLMetry's
 ]
 
 

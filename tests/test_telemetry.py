@@ -375,3 +375,77 @@ def test_openai_v2_instrumentor_adds_no_duplicate_spans_or_tokens(
         assert "gen_ai.client.operation.duration" in otel.metric_names(scope)  # from the raw call only
     finally:
         instrumentor.uninstrument()
+
+
+def test_openllmetry_anthropic_instrumentor_stays_quiet_under_routed_calls(
+    make_router: Any, emu: Emulator, otel: Otel
+) -> None:
+    """OpenLLMetry's Anthropic instrumentor wraps `messages.create`, which llmroute's Anthropic adapter
+    calls: the suppression key keeps it from adding a second CLIENT span and its own token metrics."""
+    instrumentation = pytest.importorskip("opentelemetry.instrumentation.anthropic")
+    import anthropic
+
+    instrumentor = instrumentation.AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    try:
+        scope = "opentelemetry.instrumentation.anthropic"
+        raw = anthropic.Anthropic(
+            base_url=emu.base_url("anthropic"), api_key=CANARY_ANTHROPIC, http_client=emu.http_client()
+        )
+        raw.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=USER)  # type: ignore[arg-type]
+        theirs = [
+            s for s in otel.finished() if s.instrumentation_scope and s.instrumentation_scope.name == scope
+        ]
+        assert len(theirs) == 1  # the instrumentor is active
+        their_metrics = {name: otel.points(name, scope) for name in otel.metric_names(scope)}
+        their_counts = {n: sum(getattr(p, "count", 0) for p in pts) for n, pts in their_metrics.items()}
+        otel.spans.clear()
+
+        router = make_router(deployments=[claude(emu)])
+        reply = router.chat.completions.create(model="claude-sonnet-4.6", messages=USER)
+        stream = router.chat.completions.create(model="claude-sonnet-4.6", messages=USER, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        clients = [s for s in otel.finished() if s.kind == SpanKind.CLIENT]
+        assert {s.instrumentation_scope.name for s in clients if s.instrumentation_scope} == {"llmroute"}
+        assert len(clients) == len(reply.route.attempts) + len(stream.route.attempts) == 2
+        after = {n: sum(getattr(p, "count", 0) for p in otel.points(n, scope)) for n in their_metrics}
+        assert after == their_counts
+    finally:
+        instrumentor.uninstrument()
+
+
+async def test_async_stream_ends_its_call_span_when_consumed(make_async_router: Any, otel: Otel) -> None:
+    router = make_async_router()
+    stream = await router.chat.completions.create(model="deepseek-v3.2", messages=USER, stream=True)
+    assert otel.routes() == []
+    assert [c async for c in stream]
+    await router.close()
+    (route,) = otel.routes()
+    (attempt,) = otel.attempts()
+    assert attempt.parent is not None and attempt.parent.span_id == route.context.span_id
+    assert attrs(attempt)["gen_ai.provider.name"] == "deepseek"
+    assert attrs(attempt)["gen_ai.response.time_to_first_chunk"] == stream.route.attempts[0].ttft_s
+
+
+def test_metrics_alone_without_a_tracer(make_router: Any) -> None:
+    reader = InMemoryMetricReader()
+    telemetry.configure(meter_provider=MeterProvider(metric_readers=[reader]))
+    try:
+        reply = make_router().chat.completions.create(model="gpt-5.4", messages=USER)
+    finally:
+        telemetry.configure()
+    data = reader.get_metrics_data()
+    assert data is not None
+    sums = {
+        (m.name, p.attributes.get("gen_ai.token.type")): p.sum
+        for r in data.resource_metrics
+        for s in r.scope_metrics
+        for m in s.metrics
+        for p in m.data.data_points
+        if m.name == "gen_ai.client.token.usage"
+    }
+    assert reply.usage is not None
+    assert sums == {
+        ("gen_ai.client.token.usage", "input"): reply.usage.prompt_tokens,
+        ("gen_ai.client.token.usage", "output"): reply.usage.completion_tokens,
+    }
