@@ -53,11 +53,14 @@ class _Settle:
         self.finish: FinishReason | None = None
         self.raw_finish: str | None = None
         self.served_model: str | None = None
+        self.response_id: str | None = None
         self.route: RouteInfo | None = None
 
     def see(self, chunk: ChatCompletionChunk) -> None:
         if chunk.model:
             self.served_model = chunk.model
+        if chunk.id:
+            self.response_id = chunk.id
         for choice in chunk.choices:
             delta = choice.delta
             if delta.content:

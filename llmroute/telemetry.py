@@ -94,7 +94,7 @@ _UNKNOWN: Any = object()
 class _Call:
     """One routed call's span while it runs (and, for a stream, until the stream settles)."""
 
-    __slots__ = ("__weakref__", "call_id", "pending", "rows", "span", "stream")
+    __slots__ = ("__weakref__", "call_id", "pending", "rows", "settle", "span", "stream")
 
     def __init__(self, span: Any) -> None:
         self.span = span
@@ -104,6 +104,8 @@ class _Call:
         """The last answered attempt's span, ended when the call ends (to add the response id and,
         if captured, the answer), with the end time it had."""
         self.stream = False
+        self.settle: Any = None
+        """A stream's accumulator (`llmroute.stream._Settle`): its response id and text at the end."""
 
 
 _CURRENT: ContextVar[_Call | None] = ContextVar("llmroute_telemetry_call", default=None)
@@ -310,6 +312,7 @@ class Telemetry:
             settle = getattr(result, "_settle", None)
             if settle is not None and settle.route is None:
                 state.stream = True
+                state.settle = settle
                 state.call_id = settle.call_id
                 self._streams[settle.call_id] = state
                 result._llmroute_telemetry = state  # keeps the entry alive while the stream is
@@ -527,6 +530,11 @@ class Telemetry:
             return
         state.rows.append(row)
         if state.stream:
+            settle = state.settle
+            if settle is not None and settle.response_id:
+                span.set_attribute("gen_ai.response.id", settle.response_id)
+            if settle is not None and self.capture_content:
+                span.set_attribute("gen_ai.output.messages", _streamed_output(settle))
             span.end(end_time=end)
             if self._streams.pop(row.call_id, None) is not None:
                 self._end_call(state, _StreamEnd(row))
@@ -659,6 +667,16 @@ def _output_messages(completion: Any) -> str:
             )
         out.append({"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason})
     return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def _streamed_output(settle: Any) -> str:
+    parts: list[dict[str, Any]] = []
+    text = "".join(settle.text)
+    if text:
+        parts.append({"type": "text", "content": text})
+    return json.dumps(
+        [{"role": "assistant", "parts": parts, "finish_reason": settle.raw_finish}], ensure_ascii=False
+    )
 
 
 def _version() -> str:

@@ -234,8 +234,8 @@ def test_stream_span_has_time_to_first_chunk_and_ends_with_the_stream(
     )
     assert otel.routes() == []  # the call is not over until the stream is
     assert len(otel.attempts()) == 1  # the 429 before it
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert text
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     (route,) = otel.routes()
     failed, answered = sorted(otel.attempts(), key=lambda s: s.start_time or 0)
     assert answered.parent is not None and answered.parent.span_id == route.context.span_id
@@ -245,6 +245,7 @@ def test_stream_span_has_time_to_first_chunk_and_ends_with_the_stream(
     assert answered.start_time is not None and answered.end_time is not None
     assert 0 < ttfc <= (answered.end_time - answered.start_time) / 1e9
     assert ttfc == stream.route.attempts[-1].ttft_s
+    assert a["gen_ai.response.id"] == chunks[0].id and {c.id for c in chunks} == {chunks[0].id}
     assert a["gen_ai.usage.output_tokens"] == stream.route.usage.output_tokens > 0
     assert attrs(route)["llmroute.attempts"] == 2 and attrs(route)["llmroute.truncated"] is False
     (first_chunk,) = otel.points("gen_ai.client.operation.time_to_first_chunk")
@@ -301,6 +302,13 @@ def test_no_content_unless_opted_in_and_never_a_key(
     answer = json.loads(attrs(span)["gen_ai.output.messages"])
     assert answer[0]["parts"][0]["content"] == reply.choices[0].message.content
     assert answer[0]["finish_reason"] == "stop"
+    otel.spans.clear()
+    stream = router.chat.completions.create(model="gpt-5.4", messages=messages, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    (span,) = otel.attempts()
+    assert json.loads(attrs(span)["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}
+    ]
     values = json.dumps([attrs(s) for s in otel.finished()], default=str)
     assert not any(canary in values for canary in ALL_CANARIES)
 
