@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..tokens import MESSAGE_OVERHEAD, TOOLS_OVERHEAD, Encoder, encoder_for
-from ._canon import STABLE_ROLES, canonical, dumps, normalize_text, stable_part, tool_name
+from ._canon import STABLE_ROLES, canonical, dumps, fingerprint, normalize_text, stable_part, tool_name
 
 if TYPE_CHECKING:
     from ..catalog import ModelSpec
@@ -539,10 +539,11 @@ def cache_hints(request: ChatRequest, target: Target) -> ChatRequest:
     """`request` with the cache hints of `target`'s provider (a new request; the same object when
     nothing changes). Meant to run once per attempt, after routing and before the adapter encodes.
 
-    - Anthropic, when the request has no breakpoint of its own: breakpoints at the end of the tools
-      and of the leading system messages where the prefix reaches the model's `cache_min_tokens`,
-      plus the top-level automatic breakpoint when the request continues a conversation (it has an
-      assistant turn).
+    - Anthropic, when the request has no breakpoint of its own: breakpoints at the end of the tools,
+      of the leading system messages and of the turns before the newest user message (few-shot
+      examples or history) where the prefix reaches the model's `cache_min_tokens`, plus the
+      top-level automatic breakpoint when those turns were not sent before with another newest
+      message (a growing conversation; repeated turns are few-shot examples, see `_RepeatedTurns`).
     - OpenAI: `prompt_cache_key` from the stable part's fingerprint, unless the caller set one.
     - Other providers: Anthropic `cache_control` marks are removed (they mean nothing there).
     """
@@ -574,7 +575,21 @@ def _anthropic_hints(request: ChatRequest, target: Target) -> ChatRequest:
         total += _message_tokens(request.messages[i], enc)
     if part.messages:
         sections.append(_Section("system", total, message=part.messages - 1))
-    conversation = any(m.get("role") == "assistant" for m in request.messages[part.messages :])
+    # Turns between the stable part and the newest user turn are few-shot examples (the same on every
+    # call) or a conversation's history (extended by the next call). The prefix through the last of
+    # them gets a breakpoint: few-shot examples are then read on every call, as with an explicit
+    # `PromptLayout.render(provider="anthropic")`. A conversation also gets the top-level automatic
+    # breakpoint, which caches the newest turn for the next call; few-shot examples must not (the
+    # newest turn, a new question, would be written at 1.25x and never read). They are told apart
+    # by repetition: turns already sent before this process saw a different newest turn are
+    # few-shot examples; turns never seen before are treated as a growing conversation.
+    last_user = max((i for i, m in enumerate(request.messages) if m.get("role") == "user"), default=-1)
+    conversation = False
+    if last_user > part.messages:
+        for i in range(part.messages, last_user):
+            total += _message_tokens(request.messages[i], enc)
+        sections.append(_Section("turns", total, message=last_user - 1))
+        conversation = not _repeated_turns.seen(target.name, request.messages, last_user, tools)
     budget = ANTHROPIC_MAX_BREAKPOINTS - (1 if conversation else 0)
     chosen = _choose(sections, min_cache_tokens(target.model, "anthropic"), budget)
     if not chosen and not conversation:
@@ -587,3 +602,26 @@ def _anthropic_hints(request: ChatRequest, target: Target) -> ChatRequest:
     if conversation:
         extra = {**(extra or {}), "cache_control": dict(_AUTOMATIC)}
     return dataclasses.replace(request, messages=messages, body=body, extra_body=extra)
+
+
+class _RepeatedTurns:
+    """Which (target, turns-before-the-newest, newest turn) combinations were hinted, by
+    fingerprint: turns seen before with another newest turn are few-shot examples. Bounded (the
+    oldest half is dropped when full); a forgotten prefix only costs one automatic breakpoint."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._turns: dict[tuple[str, str], str] = {}
+        self._size = size
+
+    def seen(self, target: str, messages: Sequence[Mapping[str, Any]], last_user: int, tools: Any) -> bool:
+        key = (target, fingerprint(messages[:last_user], tools))
+        newest = fingerprint(messages[last_user:])
+        before = self._turns.get(key)
+        if before is None and len(self._turns) >= self._size:
+            for old in list(self._turns)[: self._size // 2]:
+                self._turns.pop(old, None)
+        self._turns[key] = newest
+        return before is not None and before != newest
+
+
+_repeated_turns = _RepeatedTurns()
