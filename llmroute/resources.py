@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import httpx2
 from openai import omit
 
+from ._sdkclient import call_defaults
 from .response import RoutedChatCompletion
 
 if TYPE_CHECKING:
@@ -75,7 +76,13 @@ def _parsed(
 
 def _stream_request(create: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
     from openai.lib._parsing import type_to_response_format_param
-    from openai.lib._parsing._completions import materialize_input_tools
+
+    try:
+        from openai.lib._parsing._completions import materialize_input_tools
+    except ImportError:  # openai < 3.4 validated the tools where later ones only materialise them
+
+        def materialize_input_tools(tools: Any) -> Any:
+            return list(tools) if tools is not omit else omit
 
     response_format = kwargs.pop("response_format", omit)
     tools = materialize_input_tools(kwargs.pop("tools", omit))
@@ -142,14 +149,14 @@ class Completions:
         Returns a `RoutedChatCompletion` (an `openai` `ChatCompletion`), or with `stream=True` a
         `RoutedStream` of `ChatCompletionChunk`.
         """
-        return self._router._create(kwargs)
+        return self._router._create(call_defaults(self._router, kwargs))
 
     def parse(self, **kwargs: Any) -> Any:
         """Structured output: `response_format=` a pydantic model (or a JSON schema format); returns
         a `ParsedChatCompletion` whose `choices[0].message.parsed` is an instance of the model.
         Raises `openai.LengthFinishReasonError` / `ContentFilterFinishReasonError` as the SDK does."""
         response_format, tools = _parse_arguments(kwargs)
-        completion = self._router._create(kwargs)
+        completion = self._router._create(call_defaults(self._router, kwargs))
         assert isinstance(completion, RoutedChatCompletion)
         return _parsed(completion, response_format, tools)
 
@@ -165,6 +172,12 @@ class Completions:
     def with_raw_response(self) -> _RawCompletions:
         return _RawCompletions(self)
 
+    @property
+    def with_streaming_response(self) -> _StreamingCompletions:
+        """`with client.chat.completions.with_streaming_response.create(...) as response:` — the
+        response (`.headers`, `.parse()`) is there inside the block; a stream is closed at its end."""
+        return _StreamingCompletions(self)
+
 
 class _RawCompletions:
     def __init__(self, completions: Completions) -> None:
@@ -175,6 +188,57 @@ class _RawCompletions:
 
     def parse(self, **kwargs: Any) -> RawResponse[Any]:
         return _raw(self._completions.parse(**kwargs))
+
+
+class _Streamed:
+    """The context manager `with_streaming_response.create(...)` returns."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._raw: RawResponse[Any] | None = None
+
+    def __enter__(self) -> RawResponse[Any]:
+        self._raw = _raw(self._call())
+        return self._raw
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self._raw.parse() if self._raw is not None else None, "close", None)
+        if callable(close):
+            close()
+
+    async def __aenter__(self) -> RawResponse[Any]:
+        self._raw = _raw(await self._call())
+        return self._raw
+
+    async def __aexit__(self, *exc: object) -> None:
+        parsed = self._raw.parse() if self._raw is not None else None
+        close = getattr(parsed, "aclose", None) or getattr(parsed, "close", None)
+        if callable(close):
+            result = close()
+            if hasattr(result, "__await__"):
+                await result
+
+
+class _StreamingCompletions:
+    def __init__(self, completions: Completions) -> None:
+        self._completions = completions
+
+    def create(self, **kwargs: Any) -> _Streamed:
+        return _Streamed(partial(self._completions.create, **kwargs))
+
+    def parse(self, **kwargs: Any) -> _Streamed:
+        return _Streamed(partial(self._completions.parse, **kwargs))
+
+
+class _AsyncStreamingCompletions:
+    def __init__(self, completions: AsyncCompletions) -> None:
+        self._completions = completions
+
+    def create(self, **kwargs: Any) -> _Streamed:
+        return _Streamed(partial(self._completions.create, **kwargs))
+
+    def parse(self, **kwargs: Any) -> _Streamed:
+        return _Streamed(partial(self._completions.parse, **kwargs))
 
 
 class Chat:
@@ -192,12 +256,12 @@ class AsyncCompletions:
 
     async def create(self, **kwargs: Any) -> Any:
         """Async `chat.completions.create(...)`; see `Completions.create`."""
-        return await self._router._create(kwargs)
+        return await self._router._create(call_defaults(self._router, kwargs))
 
     async def parse(self, **kwargs: Any) -> Any:
         """Async structured output; see `Completions.parse`."""
         response_format, tools = _parse_arguments(kwargs)
-        completion = await self._router._create(kwargs)
+        completion = await self._router._create(call_defaults(self._router, kwargs))
         assert isinstance(completion, RoutedChatCompletion)
         return _parsed(completion, response_format, tools)
 
@@ -211,6 +275,11 @@ class AsyncCompletions:
     @property
     def with_raw_response(self) -> _AsyncRawCompletions:
         return _AsyncRawCompletions(self)
+
+    @property
+    def with_streaming_response(self) -> _AsyncStreamingCompletions:
+        """`async with ...with_streaming_response.create(...) as response:`; see the sync one."""
+        return _AsyncStreamingCompletions(self)
 
 
 class _AsyncRawCompletions:

@@ -26,8 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import openai
 from openai.types.chat import ChatCompletionChunk
 from tenacity import stop_after_attempt
+
+from . import _sdkclient
 
 from .answer import answer_flow
 from .balance import Balancer, LoadStore
@@ -156,10 +159,13 @@ class _Base:
 
         return cls(**{**env_config(), **overrides})
 
-    def with_options(self, *, timeout: float | None = None, max_retries: int | None = None) -> Self:
+    def with_options(
+        self, *, timeout: float | None = None, max_retries: int | None = None, **client_options: Any
+    ) -> Self:
         """A copy of this router with other per-call options, sharing its deployments, ledger,
-        health and cooldowns (the `openai` client's `with_options`). `max_retries` counts retries
-        per target, as the SDK does: `max_retries=0` means one attempt on each target."""
+        health and cooldowns (the `openai` client's `with_options`, also reachable as `copy`).
+        `max_retries` counts retries per target, as the SDK does: `max_retries=0` means one attempt
+        on each target. `default_headers` / `default_query` add to the router's."""
         clone = copy.copy(self)
         core = copy.copy(self._core)
         if max_retries is not None:
@@ -170,6 +176,7 @@ class _Base:
             core.default_timeout = timeout
         clone._core = core
         clone.chat = type(self.chat)(clone)
+        _sdkclient.copy_options(clone, timeout, max_retries, client_options)
         return clone
 
     def __repr__(self) -> str:
@@ -212,11 +219,14 @@ def _has_content(chunk: ChatCompletionChunk) -> bool:
     return False
 
 
-class Router(_Base):
-    """Synchronous router with the OpenAI SDK's `chat.completions` surface."""
+class Router(_Base, openai.OpenAI):
+    """Synchronous router: an `openai.OpenAI` whose `chat.completions` are routed (see `_sdkclient`
+    for the other resources and the SDK client's options)."""
 
     def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
+        options = _sdkclient.client_options(kwargs)
         super().__init__(deployments, **kwargs)
+        _sdkclient.init_client(self, openai.OpenAI, options)
         self.chat = Chat(self)
         self._shadows: ThreadPoolExecutor | None = None
 
@@ -326,6 +336,7 @@ class Router(_Base):
             self._shadows.shutdown(wait=True)
             self._shadows = None
         self._core.close()
+        openai.OpenAI.close(self)
 
     def __enter__(self) -> Self:
         return self
@@ -336,11 +347,13 @@ class Router(_Base):
         self.close()
 
 
-class AsyncRouter(_Base):
-    """Asynchronous router with the OpenAI SDK's `chat.completions` surface."""
+class AsyncRouter(_Base, openai.AsyncOpenAI):
+    """Asynchronous router: an `openai.AsyncOpenAI` whose `chat.completions` are routed."""
 
     def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:
+        options = _sdkclient.client_options(kwargs)
         super().__init__(deployments, **kwargs)
+        _sdkclient.init_client(self, openai.AsyncOpenAI, options)
         self.chat = AsyncChat(self)
         self._shadows: set[asyncio.Task[None]] = set()
 
@@ -447,6 +460,7 @@ class AsyncRouter(_Base):
         if self._shadows:
             await asyncio.gather(*self._shadows, return_exceptions=True)
         await self._core.aclose()
+        await openai.AsyncOpenAI.close(self)
 
     async def __aenter__(self) -> Self:
         return self
@@ -455,3 +469,7 @@ class AsyncRouter(_Base):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+_sdkclient.install(Router, openai.OpenAI)
+_sdkclient.install(AsyncRouter, openai.AsyncOpenAI)
