@@ -168,9 +168,7 @@ def init_client(router: Any, base: type[Any], options: dict[str, Any]) -> None:
     router._llmroute_delegates = {}
 
 
-def copy_options(
-    clone: Any, timeout: float | None, max_retries: int | None, options: dict[str, Any]
-) -> None:
+def copy_options(clone: Any, timeout: float | None, max_retries: int | None, options: dict[str, Any]) -> None:
     """The SDK client half of `router.with_options(...)` / `router.copy(...)` on `clone`."""
     headers = options.pop("default_headers", None)
     set_headers = options.pop("set_default_headers", None)
@@ -185,11 +183,17 @@ def copy_options(
         clone.max_retries = max_retries
     if timeout is not None:
         clone.timeout = timeout
-    clone._custom_headers = dict(set_headers) if set_headers is not None else {
-        **clone._custom_headers,
-        **(headers or {}),
-    }
-    clone._custom_query = dict(set_query) if set_query is not None else {**clone._custom_query, **(query or {})}
+    clone._custom_headers = (
+        dict(set_headers)
+        if set_headers is not None
+        else {
+            **clone._custom_headers,
+            **(headers or {}),
+        }
+    )
+    clone._custom_query = (
+        dict(set_query) if set_query is not None else {**clone._custom_query, **(query or {})}
+    )
 
 
 def call_defaults(router: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -375,7 +379,7 @@ def install(cls: type[Any], base: type[Any]) -> None:
     for name, value in list(vars(base).items()):
         if isinstance(value, functools.cached_property) and name not in _ROUTED:
             setattr(cls, name, _resource(name))
-    cls.beta = property(lambda self: _Beta(self))
+    cls.beta = property(_Beta)
     cls.with_raw_response = property(lambda self: _RootWrapper(self, "with_raw_response"))
     cls.with_streaming_response = property(lambda self: _RootWrapper(self, "with_streaming_response"))
     cls.copy = _copy

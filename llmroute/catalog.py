@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import inspect
 import os
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -99,6 +100,22 @@ class ModelSpec:
         yield from self.aliases
 
 
+_CLIENT_FIELDS = {"client": False, "async_client": True, "http_client": False, "async_http_client": True}
+_CLIENT_SWAP = {
+    "client": "async_client",
+    "async_client": "client",
+    "http_client": "async_http_client",
+    "async_http_client": "http_client",
+}
+
+
+def _is_async_client(value: Any) -> bool:
+    """Whether an injected SDK or HTTP client is an async one (its close is a coroutine)."""
+    kind = type(value)
+    close = getattr(kind, "aclose", None) or getattr(kind, "close", None)
+    return inspect.iscoroutinefunction(close)
+
+
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class Deployment:
     """A model served at a concrete endpoint with its credentials.
@@ -149,6 +166,13 @@ class Deployment:
             )
         if not (self.weight >= 0):
             raise ConfigurationError(f"deployment {self.name!r}: weight must be >= 0")
+        for name, wants_async in _CLIENT_FIELDS.items():
+            value = getattr(self, name)
+            if value is not None and _is_async_client(value) != wants_async:
+                raise ConfigurationError(
+                    f"deployment {self.name!r}: {name}= got {'an async' if not wants_async else 'a sync'} "
+                    f"client ({type(value).__name__}); pass it as {_CLIENT_SWAP[name]}= instead"
+                )
         for limit in ("max_in_flight", "rpm", "tpm"):
             value = getattr(self, limit)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

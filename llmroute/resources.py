@@ -74,15 +74,18 @@ def _parsed(
     return RoutedParsedChatCompletion.wrap(parsed, completion)
 
 
+def _materialize(tools: Any) -> Any:
+    return list(tools) if tools is not omit else omit
+
+
 def _stream_request(create: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
     from openai.lib._parsing import type_to_response_format_param
 
+    materialize_input_tools: Any
     try:
         from openai.lib._parsing._completions import materialize_input_tools
     except ImportError:  # openai < 3.4 validated the tools where later ones only materialise them
-
-        def materialize_input_tools(tools: Any) -> Any:
-            return list(tools) if tools is not omit else omit
+        materialize_input_tools = _materialize
 
     response_format = kwargs.pop("response_format", omit)
     tools = materialize_input_tools(kwargs.pop("tools", omit))

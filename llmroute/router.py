@@ -31,7 +31,6 @@ from openai.types.chat import ChatCompletionChunk
 from tenacity import stop_after_attempt
 
 from . import _sdkclient
-
 from .answer import answer_flow
 from .balance import Balancer, LoadStore
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
@@ -219,7 +218,7 @@ def _has_content(chunk: ChatCompletionChunk) -> bool:
     return False
 
 
-class Router(_Base, openai.OpenAI):
+class Router(_Base, openai.OpenAI):  # type: ignore[misc]
     """Synchronous router: an `openai.OpenAI` whose `chat.completions` are routed (see `_sdkclient`
     for the other resources and the SDK client's options)."""
 
@@ -347,7 +346,7 @@ class Router(_Base, openai.OpenAI):
         self.close()
 
 
-class AsyncRouter(_Base, openai.AsyncOpenAI):
+class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
     """Asynchronous router: an `openai.AsyncOpenAI` whose `chat.completions` are routed."""
 
     def __init__(self, deployments: Iterable[Deployment], **kwargs: Any) -> None:

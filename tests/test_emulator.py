@@ -417,7 +417,7 @@ def test_unknown_paths_and_optional_v1(emu: Emulator) -> None:
     with pytest.raises(openai.NotFoundError):
         inproc(emu, "nosuchprovider").chat.completions.create(model="m", messages=USER)
     with pytest.raises(openai.NotFoundError):
-        inproc(emu).embeddings.create(model="text-embedding-3-small", input="x")
+        inproc(emu).moderations.create(input="x")
     client = openai.OpenAI(
         api_key=KEY, base_url="http://emulator.invalid/deepseek", http_client=emu.http_client(), max_retries=0
     )

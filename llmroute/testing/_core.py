@@ -286,6 +286,29 @@ class Emulator:
         outcome.headers.append((_REQUEST_ID_HEADER.get(provider, "x-request-id"), request_id))
         return outcome
 
+    def _resource(
+        self,
+        wire: ChatWire,
+        provider: str,
+        method: str,
+        endpoint: str,
+        headers: Mapping[str, str],
+        raw: bytes,
+    ) -> Outcome:
+        """``GET /v1/models`` and ``POST /v1/embeddings`` (see ``_resources``), under the same key check."""
+        from . import _resources
+
+        wanted = "GET" if endpoint == "models" else "POST"
+        if method != wanted:
+            return wire.render_error(provider, ApiError(405, f"Method {method} not allowed."))
+        key = self.api_keys.get(provider)
+        if key is not None and _presented_key(provider, headers) != key:
+            return wire.render_error(provider, wire.fault_error(provider, Fault.auth(), ""))
+        if endpoint == "models":
+            return _resources.models(self.models.get(provider))
+        out = _resources.embeddings(raw)
+        return wire.render_error(provider, out) if isinstance(out, ApiError) else out
+
     def _handle(
         self, method: str, path: str, headers: Mapping[str, str], raw: bytes, request_id: str
     ) -> Outcome:
@@ -297,6 +320,8 @@ class Emulator:
         wire = self._wires.get(provider)
         authorized = "authorization" in headers or (provider == "anthropic" and "x-api-key" in headers)
         record = _Recorder(self, provider, path, request_id, authorized, raw)
+        if isinstance(wire, ChatWire) and endpoint in ("models", "embeddings"):
+            return record.done(self._resource(wire, provider, method, endpoint, headers, raw), None)
         if wire is None or endpoint not in wire.endpoints:
             err = ApiError(404, f"Invalid URL ({method} {path})")
             return record.done(self._wires["openai"].render_error("openai", err), None)
