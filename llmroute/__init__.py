@@ -15,6 +15,8 @@ price data load only when first used.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -28,15 +30,18 @@ __all__ = [
     "ChatCompletion",
     "ChatRequest",
     "Choice",
+    "Completion",
     "ConfigurationError",
     "Cost",
     "Decision",
     "Deployment",
+    "Embedding",
     "InvalidRequest",
     "LLMRouteError",
     "Ledger",
     "LedgerRow",
     "MissingAPIKey",
+    "Model",
     "ModelSpec",
     "NoRoute",
     "Policy",
@@ -44,6 +49,7 @@ __all__ = [
     "ProviderError",
     "ProviderSpec",
     "Requested",
+    "ResourceUnavailable",
     "RetryPolicy",
     "RouteContext",
     "RouteHints",
@@ -55,6 +61,7 @@ __all__ = [
     "UnknownModel",
     "Usage",
     "__version__",
+    "error",
     "errors",
     "hints",
 ]
@@ -84,6 +91,10 @@ _LAZY = {
     "RouteContext": "policy",
     "Target": "policy",
     "ChatCompletion": "legacy",
+    "Completion": "legacy",
+    "Embedding": "legacy",
+    "Model": "legacy",
+    "ResourceUnavailable": "_sdkclient",
     "ChatRequest": "request",
     "Cost": "usage",
     "Price": "usage",
@@ -97,7 +108,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from . import errors
+    from . import error, errors
+    from ._sdkclient import ResourceUnavailable
     from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
     from .engine import RetryPolicy
     from .errors import (
@@ -114,7 +126,7 @@ if TYPE_CHECKING:
     )
     from .hinting import RouteHints, hints
     from .ledger import Ledger, LedgerRow
-    from .legacy import ChatCompletion
+    from .legacy import ChatCompletion, Completion, Embedding, Model
     from .policy import Chain, Choice, Decision, Policy, Requested, RouteContext, Target
     from .request import ChatRequest
     from .response import RoutedChatCompletion, RouteInfo
@@ -125,8 +137,10 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name == "hints":
         return importlib.import_module(".hinting", __name__).hints
-    if name == "errors":
-        return importlib.import_module(".errors", __name__)
+    if name in ("errors", "error"):
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LEGACY_SETTINGS:
+        return None  # not set: the default router is built from the environment
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'llmroute' has no attribute {name!r}")
@@ -137,3 +151,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+_LEGACY_SETTINGS = ("api_key", "api_base", "organization")
+_LEGACY_REFUSED = ("api_type", "api_version", "api_key_path", "proxy", "requestssession", "verify_ssl_certs")
+
+
+class _Module(types.ModuleType):
+    """`import llmroute as openai; openai.api_key = ...`: the pre-1.0 module-level settings are
+    honoured (they configure the default OpenAI deployment) or refused loudly, never ignored."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LEGACY_SETTINGS or name in _LEGACY_REFUSED:
+            importlib.import_module(".legacy", __name__).configure(name, value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Module
