@@ -456,6 +456,7 @@ class Telemetry:
         self, tracer: Any, row: LedgerRow, target: Target, request: ChatRequest, common: dict[str, Any]
     ) -> None:
         from opentelemetry import trace
+        from opentelemetry.context import Context
         from opentelemetry.trace import Status, StatusCode
 
         state = _CURRENT.get()
@@ -465,7 +466,8 @@ class Telemetry:
             state.call_id = row.call_id
         end = time.time_ns()
         start = end - int(row.latency_s * 1e9)
-        context = trace.set_span_in_context(state.span) if state is not None else None
+        # an attempt outside any call (a Shadow's background attempt) is a root span of its own
+        context = trace.set_span_in_context(state.span) if state is not None else Context()
         span = tracer.start_span(
             f"chat {target.api_name}",
             context=context,

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import openai
 import pytest
-from conftest import ALL_CANARIES, CANARY_OPENAI, USER
+from conftest import ALL_CANARIES, CANARY_OPENAI, USER, deployments
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import llmroute
 from llmroute import telemetry
+from llmroute.policies import Shadow
 from llmroute.testing import Emulator, Fault
 
 CANARY_ANTHROPIC = "sk-ant-canary-99887766554433221100ffeeddcc"
@@ -457,3 +458,31 @@ def test_metrics_alone_without_a_tracer(make_router: Any) -> None:
         ("gen_ai.client.token.usage", "input"): reply.usage.prompt_tokens,
         ("gen_ai.client.token.usage", "output"): reply.usage.completion_tokens,
     }
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_shadow_attempts_are_their_own_spans_labelled_with_the_call(
+    emu: Emulator, otel: Otel, asynchronous: bool
+) -> None:
+    policy = Shadow("deepseek-v3.2", sample=1.0) | llmroute.Requested()
+    if asynchronous:
+
+        async def run() -> Any:
+            router = llmroute.AsyncRouter(deployments(emu, asynchronous=True), policy=policy)
+            reply = await router.chat.completions.create(model="gpt-5.4", messages=USER)
+            await router.close()  # waits for the background call
+            return reply
+
+        reply = asyncio.run(run())
+    else:
+        router = llmroute.Router(deployments(emu), policy=policy)
+        reply = router.chat.completions.create(model="gpt-5.4", messages=USER)
+        router.close()  # waits for the background call
+    (route,) = otel.routes()
+    children = [s for s in otel.attempts() if s.parent is not None]
+    (shadow,) = [s for s in otel.attempts() if s.parent is None]
+    assert [attrs(s)["llmroute.deployment"] for s in children] == ["gpt"] == [reply.route.deployment]
+    assert attrs(route)["llmroute.attempts"] == 1
+    a = attrs(shadow)
+    assert a["llmroute.deployment"] == "ds" and a["gen_ai.provider.name"] == "deepseek"
+    assert a["llmroute.label.shadow"] == "candidate" and a["llmroute.label.shadow_of"] == reply.route.call_id
