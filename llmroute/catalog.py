@@ -11,7 +11,6 @@ import datetime as dt
 import fnmatch
 import inspect
 import os
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -428,6 +427,8 @@ class Catalog:
     @classmethod
     def from_file(cls, path: str | Path) -> Catalog:
         with open(path, "rb") as f:
+            import tomllib  # here, not at import: its regexes cost ~10 ms (compiled at its import)
+
             return cls.from_data(tomllib.load(f), str(path))
 
     def check(self) -> None:
@@ -444,6 +445,8 @@ class Catalog:
 def default_catalog() -> Catalog:
     """The catalog shipped with llmroute (loaded once, on first use)."""
     text = resources.files("llmroute").joinpath("data/catalog.toml").read_bytes()
+    import tomllib
+
     return Catalog.from_data(tomllib.loads(text.decode("utf-8")), "llmroute/data/catalog.toml")
 
 
