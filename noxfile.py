@@ -82,3 +82,11 @@ def bench_peers(session: nox.Session) -> None:
     session.install("--no-deps", "-r", os.path.join("benchmarks", "requirements-peers.txt"))
     env = _tiktoken_env(session)
     session.run("python", os.path.join("benchmarks", "peers.py"), *session.posargs, env=env)
+
+
+@nox.session
+def report_screenshot(session: nox.Session) -> None:
+    """The demo's and the report's HTML pages, screenshotted by headless chromium (which must be
+    installed: apt-get install -y chromium) into .cache/report/. Not run by CI."""
+    session.install("-e", ".[cli]")
+    session.run("python", "scripts/report_screenshot.py", *session.posargs)

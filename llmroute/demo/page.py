@@ -12,12 +12,12 @@ import html
 from collections.abc import Sequence
 from decimal import Decimal
 
-from ..htmlreport import PALETTE, render_html
+from ..htmlreport import Colors, render_html
 from ..ledger import LedgerRow
 from ..pricing import money
 from ..reports import breakdown, build_report
 from ..whatif import Repricing
-from .fleet import MODELS
+from .fleet import MODELS, ONPREM
 from .summary import Summary
 
 __all__ = ["render_page"]
@@ -33,6 +33,7 @@ def _stacked(
     rows: Sequence[tuple[str, Sequence[tuple[str, float]]]],
     keys: Sequence[str],
     label: str,
+    colors: Colors,
     legend: bool = True,
 ) -> str:
     """Horizontal stacked bars: one bar per row, one colour per key, with a legend."""
@@ -52,7 +53,7 @@ def _stacked(
             if not value:
                 continue
             w = plot * value / top
-            color = PALETTE[keys.index(key) % len(PALETTE)] if key in keys else "#999"
+            color = colors(key)
             out.append(
                 f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="16" fill="{color}">'
                 f"<title>{_E(name)} / {_E(key)}: {value:,.0f}</title></rect>"
@@ -62,8 +63,8 @@ def _stacked(
         out.append(f'<text x="{x + 6:.1f}" y="{y + 15}" font-size="12">{total:,.0f}</text>')
     y = 10 + row_h * len(rows)
     x = float(left)
-    for i, key in enumerate(keys if legend else ()):
-        out.append(f'<rect x="{x:.0f}" y="{y}" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>')
+    for key in keys if legend else ():
+        out.append(f'<rect x="{x:.0f}" y="{y}" width="12" height="12" fill="{colors(key)}"/>')
         out.append(f'<text x="{x + 16:.0f}" y="{y + 10}" font-size="12">{_E(key)}</text>')
         x += 30 + 7 * len(key)
     out.append("</svg>")
@@ -86,7 +87,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numbers: Sequen
 _STYLE = "<style>.demo th,.demo td{text-align:left}.demo .num{text-align:right}</style>"
 
 
-def _sections(s: Summary) -> str:
+def _sections(s: Summary, colors: Colors) -> str:
     out: list[str] = [_STYLE]
     out.append(
         f"<p>A 10-developer team's month (the seed's task mix and sizes) at scale {s.scale:.3g}: "
@@ -104,6 +105,7 @@ def _sections(s: Summary) -> str:
             [(task, [(d, float(p.get(d, 0))) for d in deployments]) for task, p in s.placement.items()],
             deployments,
             "Calls per task by deployment",
+            colors,
         )
     )
     out.append("<h2>Why</h2>")
@@ -130,6 +132,7 @@ def _sections(s: Summary) -> str:
             [(label, [(label, float(n))]) for label, n in pii],
             [label for label, _ in pii],
             "Requests carrying personal data, by provider",
+            colors,
             legend=False,
         )
     )
@@ -190,14 +193,24 @@ def _sections(s: Summary) -> str:
 def render_page(summary: Summary, month_rows: Sequence[LedgerRow], whatifs: Sequence[Repricing]) -> str:
     """The whole page: the demo's sections, then the ledger report of the month's rows."""
     report = build_report(month_rows, by=("model", "deployment", "task"))
+    # One colour per provider and model on the whole page: a deployment is coloured as its model.
+    colors = Colors(aliases=MODELS, providers={ONPREM.id: ONPREM.provider})
+    for model in MODELS.values():  # shades in the fleet's order, whichever chart asks first
+        colors(model)
     page = render_html(
         report,
         breakdown(month_rows, ("day", "model")),
         whatifs,
         title="llmroute demo: a 10-developer team's month",
+        colors=colors,
     )
     marker = "<h2>Cost over time by model</h2>"
-    extra = _sections(summary) + "\n<h2>The ledger</h2>\n"
+    extra = (
+        _sections(summary, colors)
+        + "\n<h1 class='part'>The ledger</h1>\n<p class='note'>The month's ledger rows, as "
+        "<code>llmroute report --html</code> shows any ledger: cost by day and model, cache hits, "
+        "what the month would have cost on each model, and the breakdowns.</p>\n"
+    )
     if marker in page:
         return page.replace(marker, extra + marker, 1)
     return page.replace("</body>", extra + "</body>", 1)
