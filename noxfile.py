@@ -42,6 +42,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """The hostile-input fuzz (tests/test_fuzz.py) with its long hypothesis profile: 10,500 drawn
+    calls over every entry point. `nox -s tests` runs the same properties with the quick profile."""
+    session.install("-e", ".", *TEST_DEPS)
+    env = {**_tiktoken_env(session), "LLMROUTE_FUZZ": "long"}
+    session.run("pytest", "-q", "tests/test_fuzz.py", *session.posargs, env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.15")
     session.run("ruff", "check", "llmroute", "tests", "benchmarks", "examples", "scripts", "noxfile.py")

@@ -198,12 +198,13 @@ def copy_options(clone: Any, timeout: float | None, max_retries: int | None, opt
 
 def call_defaults(router: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The router's `default_headers` / `default_query` under a routed call's own ones."""
-    headers = getattr(router, "_custom_headers", None)
-    if headers:
-        kwargs["extra_headers"] = {**headers, **(kwargs.get("extra_headers") or {})}
-    query = getattr(router, "_custom_query", None)
-    if query:
-        kwargs["extra_query"] = {**query, **(kwargs.get("extra_query") or {})}
+    for name, defaults in (
+        ("extra_headers", getattr(router, "_custom_headers", None)),
+        ("extra_query", getattr(router, "_custom_query", None)),
+    ):
+        given = kwargs.get(name)
+        if defaults and (given is None or isinstance(given, Mapping)):  # else: validation names it
+            kwargs[name] = {**defaults, **(given or {})}
     return kwargs
 
 

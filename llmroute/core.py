@@ -347,6 +347,7 @@ class RouterCore:
             available=self.available,
             admit=self.admitter(request),
             queue_timeout=self.queue_timeout,
+            release=self.load.release,
         )
 
     def hinted(self, request: ChatRequest, target: Target) -> ChatRequest:

@@ -144,6 +144,7 @@ def plan(
     available: Callable[[Target], bool] | None = None,
     admit: Callable[[Target], tuple[Any, float | None]] | None = None,
     queue_timeout: float = 0.0,
+    release: Callable[[Any], None] | None = None,
 ) -> Generator[Call | Sleep, Attempt[T] | None, T]:
     """The state machine for one call over ranked targets.
 
@@ -157,7 +158,10 @@ def plan(
     - `admit(target)` reserves room at a deployment under its client-side limits: `(ticket, None)`
       when admitted, else `(None, seconds until room or None)`. A deployment without room is passed
       over for a later one of the same model that has room; if none has, the call waits (yielding
-      `Sleep`) up to `queue_timeout`, then moves on. The ticket rides on the `Call`.
+      `Sleep`) up to `queue_timeout`, then moves on. The ticket rides on the `Call`; the attempt's
+      ledger row releases it. If the driver never reports back (the attempt raised, or the task
+      was cancelled: the drivers then close this generator), `release(ticket)` gives it back here,
+      so no exception between admission and the answer can leave a deployment's slot taken.
     - After a context-window error, targets whose window is not larger are skipped.
     """
     errors: list[ProviderError] = []
@@ -199,7 +203,12 @@ def plan(
                     break
             tries += 1
             number += 1
-            outcome = yield Call(target, number, tries, ticket)
+            try:
+                outcome = yield Call(target, number, tries, ticket)
+            except BaseException:  # GeneratorExit from a driver whose attempt raised, or a throw()
+                if release is not None and ticket is not None:
+                    release(ticket)  # idempotent: a no-op if the attempt's row released it already
+                raise
             assert outcome is not None, "drivers send an Attempt after every Call"
             if outcome.error is None:
                 return outcome.result  # type: ignore[return-value]
@@ -230,7 +239,9 @@ def plan(
 
 
 def drive(flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable[[Call], Attempt[T]]) -> T:
-    """Run a plan synchronously: `attempt(call)` performs the I/O of one attempt."""
+    """Run a plan synchronously: `attempt(call)` performs the I/O of one attempt. Whatever ends
+    the run early (an exception from an attempt, an interrupt) closes the plan, which gives back
+    the admission ticket of an attempt that never reported."""
     try:
         action = next(flow)
         while True:
@@ -241,12 +252,15 @@ def drive(flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable
                 action = flow.send(None)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()
 
 
 async def adrive(
     flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable[[Call], Awaitable[Attempt[T]]]
 ) -> T:
-    """Run a plan on the event loop: `await attempt(call)` performs the I/O of one attempt."""
+    """Run a plan on the event loop: `await attempt(call)` performs the I/O of one attempt. An
+    exception or a cancellation closes the plan, as in `drive`."""
     try:
         action = next(flow)
         while True:
@@ -257,3 +271,5 @@ async def adrive(
                 action = flow.send(None)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()

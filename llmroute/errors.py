@@ -5,8 +5,8 @@ Exception
 └── LLMRouteError
     ├── ConfigurationError (ValueError)        bad config file, catalog row, price, deployment
     │   └── MissingAPIKey                       no key given and the environment variable is unset
-    ├── InvalidRequest (ValueError, TypeError)  bad call arguments, raised before any network call
-    │   └── UnknownModel (LookupError)          model= names nothing known; lists what is known
+    ├── InvalidRequest (openai.BadRequestError, ValueError, TypeError)  bad call arguments, before any call
+    │   └── UnknownModel (openai.NotFoundError, LookupError)  model= names nothing known; lists what is known
     ├── NoRoute                                 the policy removed every candidate; names each gate
     │   └── NoCapacity                          every deployment stayed at its rate/concurrency limits
     ├── BudgetExceeded                          a hard budget would be crossed
@@ -118,25 +118,66 @@ class MissingAPIKey(ConfigurationError):
         self.env_var = env_var
 
 
-class InvalidRequest(LLMRouteError, ValueError, TypeError):
+LOCAL_HEADER = "x-llmroute-local"
+"""Set on the response of an error llmroute made itself, with no HTTP exchange (`InvalidRequest`)."""
+
+LOCAL_URL = "llmroute://local/chat/completions"
+"""The URL of the request such an error names: nothing was sent anywhere."""
+
+
+def _local_answer(
+    error: openai.APIStatusError, status: int, message: str, param: str, code: str | None
+) -> None:
+    """Give a locally raised error the attributes of the `openai` status error it also is: a
+    response built here (status, an OpenAI-shaped error body, the `x-llmroute-local` header), no
+    network involved."""
+    body = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    request = httpx2.Request("POST", LOCAL_URL)
+    error.message = message
+    error.request = request
+    error.body = body
+    error.code, error.param, error.type = code, param, "invalid_request_error"
+    error.response = httpx2.Response(
+        status, headers={LOCAL_HEADER: "true"}, json={"error": body}, request=request
+    )
+    error.status_code = status
+    error.request_id = None
+
+
+class InvalidRequest(LLMRouteError, openai.BadRequestError, ValueError, TypeError):
     """A call's arguments are invalid. Raised before any network call.
 
-    Both a `ValueError` and a `TypeError`, so code written for the OpenAI SDK (which raises
-    `TypeError` for a wrong keyword) keeps catching it.
+    An `openai.BadRequestError` (status 400, `param` naming the argument, `type`
+    "invalid_request_error", as OpenAI answers a bad argument), so `except openai.BadRequestError:`
+    handlers catch it. Its `response` was built locally: nothing was sent, and the response carries
+    the header `x-llmroute-local: true` (`local` is True). Also a `ValueError` and a `TypeError`, so
+    code written for the OpenAI SDK's own local checks (a `TypeError` for a wrong keyword) keeps
+    catching it.
     """
 
+    local = True
+    """Raised by llmroute before any network call; `response` was built locally."""
+
     def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"{argument}: {message}")
+        # A caller's lone surrogate quoted in the message is escaped: the message is always printable.
+        text = f"{argument}: {message}".encode("utf-8", "backslashreplace").decode("utf-8")
+        argument = argument.encode("utf-8", "backslashreplace").decode("utf-8")
+        Exception.__init__(self, text)
+        _local_answer(self, 400, text, argument, None)
         self.argument = argument
 
 
-class UnknownModel(InvalidRequest, LookupError):
-    """`model=` names no deployment, catalog model, alias or served provider family."""
+class UnknownModel(InvalidRequest, openai.NotFoundError, LookupError):  # type: ignore[misc]
+    """`model=` names no deployment, catalog model, alias or served provider family.
+
+    Status 404 and code "model_not_found", as OpenAI answers an unknown model, so it is an
+    `openai.NotFoundError` too (and, as every `InvalidRequest`, an `openai.BadRequestError`)."""
 
     def __init__(self, model: str, known: Sequence[str]) -> None:
         shown = ", ".join(sorted(known)[:40]) or "(none configured)"
         more = f" and {len(known) - 40} more" if len(known) > 40 else ""
         super().__init__("model", f"unknown model {model!r}; known: {shown}{more}")
+        _local_answer(self, 404, str(self), "model", "model_not_found")
         self.model = model
         self.known = tuple(sorted(known))
 

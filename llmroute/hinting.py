@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -69,17 +69,24 @@ class RouteHints:
         if not isinstance(value, Mapping):
             raise InvalidRequest("route", f"expected RouteHints or a dict, got {type(value).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
+        for key in value:
+            if not isinstance(key, str):
+                raise InvalidRequest("route", f"hint names are strings, got {type(key).__name__} {key!a}")
         unknown = sorted(set(value) - names)
         if unknown:
             raise InvalidRequest("route", f"unknown hint(s) {unknown}; known: {sorted(names)}")
         kwargs = dict(value)
         for name in ("task", "sensitivity", "user", "budget"):
-            if kwargs.get(name) is not None and not isinstance(kwargs[name], str):
-                raise InvalidRequest(f"route.{name}", f"expected a string, got {type(kwargs[name]).__name__}")
+            if kwargs.get(name) is not None:
+                _text(f"route.{name}", kwargs[name])
         tags = kwargs.get("tags", ())
-        if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        if tags is None:
+            tags = ()
+        if isinstance(tags, str | bytes | Mapping) or not isinstance(tags, Iterable):
             raise InvalidRequest("route.tags", "expected a list of strings")
         kwargs["tags"] = tuple(tags)
+        for i, tag in enumerate(kwargs["tags"]):
+            _text(f"route.tags[{i}]", tag)
         if kwargs.get("max_cost") is not None:
             try:
                 max_cost = Decimal(str(kwargs["max_cost"]))
@@ -94,6 +101,16 @@ class RouteHints:
         if not isinstance(extra, Mapping):
             raise InvalidRequest("route.extra", "expected a mapping")
         return cls(**kwargs)
+
+
+def _text(where: str, value: Any) -> None:
+    """A hint's text: a string that is valid Unicode (it reaches ledgers, stores and reports)."""
+    if not isinstance(value, str):
+        raise InvalidRequest(where, f"expected a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(where, "text that is not valid Unicode (a lone surrogate)") from None
 
 
 _EMPTY = RouteHints()

@@ -4,21 +4,32 @@ The OpenAI arguments are the request language. Every argument `openai`'s
 `chat.completions.create` accepts is accepted here (the list is read from the installed SDK, so a
 newer SDK's arguments pass through); the ones llmroute depends on are checked for type and range, and
 a bad one raises `InvalidRequest` naming it. Nothing reaches the network before this passes.
+
+Everything that will be sent (messages, body arguments, `extra_body`, `extra_query`) goes through one
+JSON-safety walk (`json_value`) that names the path of the first value the SDK could not send: text
+that is not valid Unicode (lone surrogates), NaN and infinities, non-string keys, sets, arbitrary
+objects, integers beyond 64 bits, nesting deeper than 100 levels (or a value containing itself).
+The SDK's `omit` / `NOT_GIVEN` mean "not given" for every argument.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import pydantic
+from pydantic_core import PydanticSerializationError
+
 from .errors import InvalidRequest
 from .hinting import RouteHints
 
-__all__ = ["ChatRequest", "known_arguments"]
+__all__ = ["ChatRequest", "json_value", "known_arguments", "not_given"]
 
 # Arguments that are not part of the JSON body.
 TRANSPORT_ARGS = ("extra_headers", "extra_query", "extra_body", "timeout")
@@ -41,6 +52,110 @@ def _sentinels() -> tuple[type, ...]:
     return (NotGiven, Omit)
 
 
+def not_given(value: Any) -> bool:
+    """Whether `value` is the SDK's `omit` / `NOT_GIVEN` (any `Omit` or `NotGiven` instance)."""
+    return isinstance(value, _sentinels())
+
+
+MAX_DEPTH = 100
+"""Deepest nesting of lists and dicts accepted in a request (deeper is refused, as is a cycle)."""
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A short, ASCII-only rendering of a caller's value for an error message."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _key_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{_shown(key)}]"
+
+
+def _text(path: str, value: str) -> None:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidRequest(
+                path,
+                f"text that is not valid Unicode ({_shown(value[e.start])} at position {e.start}, "
+                "a lone surrogate) cannot be sent",
+            ) from None
+
+
+def json_value(path: str, value: Any, depth: int = 0) -> Any:
+    """`value` as the SDK will send it as JSON, or `InvalidRequest` naming `path` and the first value
+    inside it that cannot be sent. Returns `value` itself when it is plain JSON already; tuples,
+    other mappings, pydantic models and datetimes come back as the lists, dicts and strings the SDK
+    would have sent for them."""
+    if isinstance(value, str):
+        _text(path, value)
+        return value
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > 64:
+            raise InvalidRequest(path, "an integer beyond 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequest(path, f"{value!r} is not a JSON number")
+        return value
+    if depth >= MAX_DEPTH:
+        raise InvalidRequest(path, f"nested more than {MAX_DEPTH} levels deep (or contains itself)")
+    if isinstance(value, Mapping):
+        out: dict[str, Any] | None = None if isinstance(value, dict) else {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRequest(path, f"keys must be strings, got {type(key).__name__} {_shown(key)}")
+            _text(path, key)
+            where = _key_path(path, key)
+            checked = json_value(where, item, depth + 1)
+            if checked is not item and out is None:
+                out = dict(value)
+            if out is not None:
+                out[key] = checked
+        return value if out is None else out
+    if isinstance(value, list | tuple):
+        items: list[Any] | None = None if isinstance(value, list) else list(value)
+        for i, item in enumerate(value):
+            checked = json_value(f"{path}[{i}]", item, depth + 1)
+            if checked is not item and items is None:
+                items = list(value)
+            if items is not None:
+                items[i] = checked
+        return value if items is None else items
+    if isinstance(value, pydantic.BaseModel):
+        try:
+            dumped = value.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        except (ValueError, TypeError, PydanticSerializationError) as e:
+            raise InvalidRequest(path, f"{type(value).__name__} cannot be serialised: {e}") from None
+        return json_value(path, dumped, depth)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()  # what the SDK sends for a datetime
+    raise InvalidRequest(path, f"not a JSON value (got {type(value).__name__})")
+
+
+# RFC 9110 field names; values of visible ASCII with inner spaces or tabs (what h11 and httpx send).
+_HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?")
+
+
+def _check_headers(headers: Mapping[Any, Any]) -> None:
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise InvalidRequest("extra_headers", f"{_shown(name)} is not a valid header name")
+        where = f"extra_headers[{_shown(name)}]"
+        if not_given(value):
+            continue  # the SDK's way to remove a header
+        if not isinstance(value, str):
+            raise InvalidRequest(where, f"header values must be strings, got {type(value).__name__}")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise InvalidRequest(
+                where, "header values are visible ASCII, with no control characters or outer spaces"
+            )
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -50,7 +165,9 @@ def _number(name: str, value: Any, low: float, high: float) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequest(name, f"expected a number, got {type(value).__name__}")
-    if not math.isfinite(value) or not (low <= value <= high):
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidRequest(name, f"must be between {low:g} and {high:g}, got {value!r}")
+    if (isinstance(value, int) and value.bit_length() > 64) or not (low <= value <= high):
         raise InvalidRequest(name, f"must be between {low:g} and {high:g}, got {value!r}")
 
 
@@ -65,9 +182,11 @@ def _as_dict(where: str, value: Any) -> dict[str, Any]:
     """A message or part as a plain dict (pydantic models from earlier responses are accepted)."""
     if isinstance(value, dict):
         return value
-    dump = getattr(value, "model_dump", None)
-    if dump is not None:
-        dumped = dump(mode="json", exclude_none=True)
+    if isinstance(value, pydantic.BaseModel):
+        try:
+            dumped = value.model_dump(mode="json", exclude_none=True)
+        except (ValueError, TypeError, PydanticSerializationError) as e:
+            raise InvalidRequest(where, f"{type(value).__name__} cannot be serialised: {e}") from None
         if isinstance(dumped, dict):
             return dumped
     if isinstance(value, Mapping):
@@ -85,7 +204,7 @@ def _check_content(where: str, role: str, content: Any) -> None:
     for j, raw in enumerate(content):
         part = _as_dict(f"{where}[{j}]", raw)
         kind = part.get("type")
-        if kind not in PART_TYPES:
+        if not isinstance(kind, str) or kind not in PART_TYPES:
             raise InvalidRequest(f"{where}[{j}].type", f"expected one of {sorted(PART_TYPES)}, got {kind!r}")
         if kind == "text" and not isinstance(part.get("text"), str):
             raise InvalidRequest(f"{where}[{j}].text", "a text part needs a string 'text'")
@@ -102,7 +221,7 @@ def _check_message(i: int, raw: Any) -> dict[str, Any]:
     where = f"messages[{i}]"
     message = _as_dict(where, raw)
     role = message.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidRequest(f"{where}.role", f"expected one of {sorted(ROLES)}, got {role!r}")
     content = message.get("content")
     if role == "assistant":
@@ -212,6 +331,8 @@ class ChatRequest:
     def from_kwargs(cls, kwargs: Mapping[str, Any], hints: RouteHints) -> ChatRequest:
         """Validate `create(**kwargs)` arguments. Raises `InvalidRequest` naming the bad argument."""
         known = known_arguments()
+        # None and the SDK's NOT_GIVEN / omit all mean "not given", for every argument.
+        kwargs = {k: v for k, v in kwargs.items() if not not_given(v)}
         unknown = [k for k in kwargs if k not in known]
         if unknown:
             raise InvalidRequest(
@@ -224,7 +345,8 @@ class ChatRequest:
             raise InvalidRequest("messages", "missing required argument")
         model = kwargs["model"]
         if not isinstance(model, str) or not model:
-            raise InvalidRequest("model", f"expected a non-empty string, got {model!r}")
+            raise InvalidRequest("model", f"expected a non-empty string, got {_shown(model)}")
+        _text("model", model)
         raw_messages = kwargs["messages"]
         if isinstance(raw_messages, str | bytes | Mapping) or not isinstance(raw_messages, Sequence):
             if isinstance(raw_messages, str | bytes | Mapping) or not isinstance(raw_messages, Iterable):
@@ -234,18 +356,25 @@ class ChatRequest:
             raw_messages = list(raw_messages)  # any other iterable, as the SDK accepts
         if not raw_messages:
             raise InvalidRequest("messages", "must contain at least one message")
-        messages = [_check_message(i, m) for i, m in enumerate(raw_messages)]
+        messages = [
+            _check_message(i, json_value(f"messages[{i}]", _as_dict(f"messages[{i}]", m)))
+            for i, m in enumerate(raw_messages)
+        ]
 
         body: dict[str, Any] = {}
         transport: dict[str, Any] = {}
-        sentinels = _sentinels()
         for key, value in kwargs.items():
-            if key in ("model", "messages", "stream") or value is None or isinstance(value, sentinels):
-                continue  # None and the SDK's NOT_GIVEN / omit all mean "not given"
+            if key in ("model", "messages", "stream") or value is None:
+                continue
             if key in TRANSPORT_ARGS:
                 transport[key] = value
             else:
-                body[key] = value
+                if key == "response_format" and isinstance(value, type):
+                    raise InvalidRequest(
+                        "response_format",
+                        "a pydantic class is accepted by chat.completions.parse(), not create()",
+                    )
+                body[key] = json_value(key, value)
         stream = kwargs.get("stream", False)
         if stream is None:
             stream = False
@@ -256,12 +385,13 @@ class ChatRequest:
             value = transport.get(key)
             if value is not None and not isinstance(value, Mapping):
                 raise InvalidRequest(key, f"expected a dict, got {type(value).__name__}")
-        for name, header in (transport.get("extra_headers") or {}).items():
-            if not isinstance(name, str) or not name or not isinstance(header, (str, *sentinels)):
-                raise InvalidRequest("extra_headers", f"header {name!r}: names and values must be strings")
+            if key == "extra_headers" and value is not None:
+                _check_headers(value)
+            elif value is not None:
+                transport[key] = json_value(key, value)
         timeout = transport.get("timeout")
-        if timeout is not None and not hasattr(timeout, "read"):
-            _number("timeout", timeout, 0.0, math.inf)
+        if timeout is not None:
+            _check_timeout(timeout)
         return cls(
             model=model,
             messages=messages,
@@ -273,6 +403,29 @@ class ChatRequest:
             extra_body=transport.get("extra_body"),
             timeout=timeout,
         )
+
+
+_STRING_ARGS = (
+    "user",
+    "prompt_cache_key",
+    "safety_identifier",
+    "prompt_cache_retention",
+    "reasoning_effort",
+    "service_tier",
+    "verbosity",
+)
+"""Arguments the API types as strings; llmroute reads some of them (cache keys, reasoning)."""
+
+
+def _check_timeout(timeout: Any) -> None:
+    """Seconds, or an `httpx.Timeout`-like object whose parts are seconds or None."""
+    if not hasattr(timeout, "read"):
+        _number("timeout", timeout, 0.0, math.inf)
+        return
+    for part in ("connect", "read", "write", "pool"):
+        value = getattr(timeout, part, None)
+        if value is not None:
+            _number(f"timeout.{part}", value, 0.0, math.inf)
 
 
 def _validate_body(body: dict[str, Any], stream: bool) -> None:
@@ -314,10 +467,6 @@ def _validate_body(body: dict[str, Any], stream: bool) -> None:
             raise InvalidRequest("tool_choice", "names a tool but no tools were given")
     fmt = body.get("response_format")
     if fmt is not None:
-        if isinstance(fmt, type):
-            raise InvalidRequest(
-                "response_format", "a pydantic class is accepted by chat.completions.parse(), not create()"
-            )
         if not isinstance(fmt, Mapping) or fmt.get("type") not in ("text", "json_object", "json_schema"):
             raise InvalidRequest(
                 "response_format", "expected {'type': 'text' | 'json_object' | 'json_schema', ...}"
@@ -336,6 +485,7 @@ def _validate_body(body: dict[str, Any], stream: bool) -> None:
         value = body.get(key)
         if value is not None and not isinstance(value, Mapping):
             raise InvalidRequest(key, f"expected a dict, got {type(value).__name__}")
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise InvalidRequest("user", f"expected a string, got {type(user).__name__}")
+    for key in _STRING_ARGS:
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidRequest(key, f"expected a string, got {type(value).__name__}")

@@ -17,6 +17,8 @@ import httpx2
 from openai import omit
 
 from ._sdkclient import call_defaults
+from .errors import InvalidRequest, LLMRouteError
+from .request import not_given
 from .response import RoutedChatCompletion
 
 if TYPE_CHECKING:
@@ -40,24 +42,50 @@ class _ACreates(Protocol):
     async def _create(self, kwargs: dict[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream: ...
 
 
+def _given(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments actually given: the SDK's `omit` / `NOT_GIVEN` (and any `Omit` / `NotGiven`
+    instance) mean "not given", for every argument, as they do in the SDK."""
+    return {k: v for k, v in kwargs.items() if not not_given(v)}
+
+
+def _converted(argument: str, convert: Any, value: Any) -> Any:
+    """The SDK helper `convert` applied to the caller's `value`; its complaint, whatever its type,
+    becomes an `InvalidRequest` naming the argument (the SDK raises TypeError, ValueError or
+    pydantic's errors here, before any call)."""
+    try:
+        return convert(value)
+    except LLMRouteError:
+        raise
+    except Exception as e:
+        raise InvalidRequest(argument, f"{type(e).__name__}: {e}") from e
+
+
+def _with_helper_header(kwargs: dict[str, Any], helper: str) -> None:
+    headers = kwargs.get("extra_headers")
+    if headers is None:
+        headers = {}
+    if isinstance(headers, Mapping):  # anything else is named by the request's validation
+        kwargs["extra_headers"] = {"X-Stainless-Helper-Method": helper, **headers}
+
+
 def _parse_arguments(kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Turn a pydantic `response_format` into the JSON-schema format and validate the tools, the
     way the SDK's own `parse()` does. Returns (response_format as given, input tools)."""
     from openai.lib._parsing import type_to_response_format_param, validate_input_tools
 
     if kwargs.get("stream"):
-        raise TypeError("parse() does not stream; use stream() for a streamed structured output")
+        raise InvalidRequest(
+            "stream", "parse() does not stream; use stream() for a streamed structured output"
+        )
     response_format = kwargs.get("response_format", omit)
-    tools = validate_input_tools(kwargs.get("tools", omit))
+    tools = _converted("tools", validate_input_tools, kwargs.get("tools", omit))
     if response_format is not omit:
-        kwargs["response_format"] = type_to_response_format_param(response_format)
+        kwargs["response_format"] = _converted(
+            "response_format", type_to_response_format_param, response_format
+        )
     if tools is not omit:
         kwargs["tools"] = tools
-    kwargs.setdefault("extra_headers", None)
-    kwargs["extra_headers"] = {
-        "X-Stainless-Helper-Method": "chat.completions.parse",
-        **(kwargs["extra_headers"] or {}),
-    }
+    _with_helper_header(kwargs, "chat.completions.parse")
     return response_format, tools
 
 
@@ -87,16 +115,17 @@ def _stream_request(create: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, Any]
     except ImportError:  # openai < 3.4 validated the tools where later ones only materialise them
         materialize_input_tools = _materialize
 
+    if "stream" in kwargs:
+        raise InvalidRequest("stream", "stream() always streams; it takes no stream= argument")
     response_format = kwargs.pop("response_format", omit)
-    tools = materialize_input_tools(kwargs.pop("tools", omit))
+    tools = _converted("tools", materialize_input_tools, kwargs.pop("tools", omit))
     if tools is not omit:
         kwargs["tools"] = tools
     if response_format is not omit:
-        kwargs["response_format"] = type_to_response_format_param(response_format)
-    kwargs["extra_headers"] = {
-        "X-Stainless-Helper-Method": "chat.completions.stream",
-        **(kwargs.get("extra_headers") or {}),
-    }
+        kwargs["response_format"] = _converted(
+            "response_format", type_to_response_format_param, response_format
+        )
+    _with_helper_header(kwargs, "chat.completions.stream")
     return partial(create, stream=True, **kwargs), response_format, tools
 
 
@@ -152,12 +181,13 @@ class Completions:
         Returns a `RoutedChatCompletion` (an `openai` `ChatCompletion`), or with `stream=True` a
         `RoutedStream` of `ChatCompletionChunk`.
         """
-        return self._router._create(call_defaults(self._router, kwargs))
+        return self._router._create(call_defaults(self._router, _given(kwargs)))
 
     def parse(self, **kwargs: Any) -> Any:
         """Structured output: `response_format=` a pydantic model (or a JSON schema format); returns
         a `ParsedChatCompletion` whose `choices[0].message.parsed` is an instance of the model.
         Raises `openai.LengthFinishReasonError` / `ContentFilterFinishReasonError` as the SDK does."""
+        kwargs = _given(kwargs)
         response_format, tools = _parse_arguments(kwargs)
         completion = self._router._create(call_defaults(self._router, kwargs))
         assert isinstance(completion, RoutedChatCompletion)
@@ -168,7 +198,7 @@ class Completions:
         tool-call argument events..., with `get_final_completion()`."""
         from openai.lib.streaming.chat import ChatCompletionStreamManager
 
-        request, response_format, tools = _stream_request(self.create, kwargs)
+        request, response_format, tools = _stream_request(self.create, _given(kwargs))
         return ChatCompletionStreamManager(request, response_format=response_format, input_tools=tools)
 
     @property
@@ -259,10 +289,11 @@ class AsyncCompletions:
 
     async def create(self, **kwargs: Any) -> Any:
         """Async `chat.completions.create(...)`; see `Completions.create`."""
-        return await self._router._create(call_defaults(self._router, kwargs))
+        return await self._router._create(call_defaults(self._router, _given(kwargs)))
 
     async def parse(self, **kwargs: Any) -> Any:
         """Async structured output; see `Completions.parse`."""
+        kwargs = _given(kwargs)
         response_format, tools = _parse_arguments(kwargs)
         completion = await self._router._create(call_defaults(self._router, kwargs))
         assert isinstance(completion, RoutedChatCompletion)
@@ -272,7 +303,7 @@ class AsyncCompletions:
         """The SDK's async streaming helper; see `Completions.stream`."""
         from openai.lib.streaming.chat import AsyncChatCompletionStreamManager
 
-        request, response_format, tools = _stream_request(self.create, kwargs)
+        request, response_format, tools = _stream_request(self.create, _given(kwargs))
         return AsyncChatCompletionStreamManager(request(), response_format=response_format, input_tools=tools)
 
     @property

@@ -239,9 +239,9 @@ class Router(_Base, openai.OpenAI):  # type: ignore[misc]
         rows: list[LedgerRow] = []
 
         def complete(call: Call) -> Attempt[Completed]:
-            reservation = core.reserve(call_id, call, request)
             adapter = core.adapter(call.target)
             flow = answer_flow(core, call_id, call, request, decision, rows)
+            reservation = core.reserve(call_id, call, request)
             try:
                 sent = next(flow)
                 while True:
@@ -366,9 +366,9 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
         rows: list[LedgerRow] = []
 
         async def complete(call: Call) -> Attempt[Completed]:
-            reservation = core.reserve(call_id, call, request)
             adapter = core.adapter(call.target)
             flow = answer_flow(core, call_id, call, request, decision, rows)
+            reservation = core.reserve(call_id, call, request)
             try:
                 sent = next(flow)
                 while True:

@@ -207,7 +207,10 @@ class ChatWire:
             job.reasoning = "visible" if thinking.get("type") == "enabled" else False
         effort = body.get("reasoning_effort")
         job.effort = effort if isinstance(effort, str) else None
-        job.cache_extra = (body.get("prompt_cache_key"), _dumps(fmt) if fmt is not None else None)
+        cache_key = body.get("prompt_cache_key")
+        if cache_key is not None and not isinstance(cache_key, str):
+            return _invalid_type("prompt_cache_key", "a string", cache_key)
+        job.cache_extra = (cache_key, _dumps(fmt) if fmt is not None else None)
         return job
 
     def _parse_tools(self, job: Job, body: dict[str, Any]) -> ApiError | None:
