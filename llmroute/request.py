@@ -83,57 +83,127 @@ def _text(path: str, value: str) -> None:
             ) from None
 
 
-def json_value(path: str, value: Any, depth: int = 0) -> Any:
-    """`value` as the SDK will send it as JSON, or `InvalidRequest` naming `path` and the first value
-    inside it that cannot be sent. Returns `value` itself when it is plain JSON already; tuples,
-    other mappings, pydantic models and datetimes come back as the lists, dicts and strings the SDK
-    would have sent for them."""
-    if isinstance(value, str):
-        _text(path, value)
+class _Unsendable(Exception):
+    """Raised inside the walk at the first value that cannot be sent; each level adds its key or
+    index on the way out, so paths are only built for the one error (the walk stays cheap)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.inner: list[str | int] = []
+
+
+def _unicode(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _Unsendable(
+            f"text that is not valid Unicode ({_shown(value[e.start])} at position {e.start}, "
+            "a lone surrogate) cannot be sent"
+        ) from None
+
+
+_PLAIN = (type(None), bool)
+
+
+def _walk(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _unicode(value)
         return value
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if value.bit_length() > 64:
-            raise InvalidRequest(path, "an integer beyond 64 bits")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidRequest(path, f"{value!r} is not a JSON number")
-        return value
-    if depth >= MAX_DEPTH:
-        raise InvalidRequest(path, f"nested more than {MAX_DEPTH} levels deep (or contains itself)")
-    if isinstance(value, Mapping):
-        out: dict[str, Any] | None = None if isinstance(value, dict) else {}
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            raise _Unsendable(f"nested more than {MAX_DEPTH} levels deep (or contains itself)")
+        out: dict[str, Any] | None = None
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidRequest(path, f"keys must be strings, got {type(key).__name__} {_shown(key)}")
-            _text(path, key)
-            where = _key_path(path, key)
-            checked = json_value(where, item, depth + 1)
-            if checked is not item and out is None:
-                out = dict(value)
-            if out is not None:
+            if type(key) is not str:
+                raise _Unsendable(f"keys must be strings, got {type(key).__name__} {_shown(key)}")
+            try:
+                if not key.isascii():
+                    _unicode(key)
+                leaf = type(item)
+                if leaf is str:  # the common leaves are checked here, without a call
+                    if not item.isascii():
+                        _unicode(item)
+                    continue
+                if leaf in _PLAIN or (leaf is int and item.bit_length() <= 64):
+                    continue
+                checked = _walk(item, depth + 1)
+            except _Unsendable as e:
+                e.inner.append(key)
+                raise
+            if checked is not item:
+                if out is None:
+                    out = dict(value)
                 out[key] = checked
         return value if out is None else out
-    if isinstance(value, list | tuple):
-        items: list[Any] | None = None if isinstance(value, list) else list(value)
+    if kind is list:
+        if depth >= MAX_DEPTH:
+            raise _Unsendable(f"nested more than {MAX_DEPTH} levels deep (or contains itself)")
+        items: list[Any] | None = None
         for i, item in enumerate(value):
-            checked = json_value(f"{path}[{i}]", item, depth + 1)
-            if checked is not item and items is None:
-                items = list(value)
-            if items is not None:
+            try:
+                leaf = type(item)
+                if leaf is str:
+                    if not item.isascii():
+                        _unicode(item)
+                    continue
+                checked = _walk(item, depth + 1)
+            except _Unsendable as e:
+                e.inner.append(i)
+                raise
+            if checked is not item:
+                if items is None:
+                    items = list(value)
                 items[i] = checked
         return value if items is None else items
+    if kind is int:
+        if value.bit_length() > 64:
+            raise _Unsendable("an integer beyond 64 bits")
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise _Unsendable(f"{value!r} is not a JSON number")
+        return value
+    if kind in _PLAIN:
+        return value
+    return _walk_other(value, depth)
+
+
+def _walk_other(value: Any, depth: int) -> Any:
+    """Subclasses of the plain types, tuples, other mappings, pydantic models, datetimes."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | int | float):  # str and int subclasses (enums), float subclasses
+        plain: Any = (
+            str(value) if isinstance(value, str) else float(value) if isinstance(value, float) else int(value)
+        )
+        return _walk(plain, depth)
+    if isinstance(value, Mapping | list | tuple):
+        return _walk(dict(value) if isinstance(value, Mapping) else list(value), depth)
     if isinstance(value, pydantic.BaseModel):
         try:
             dumped = value.model_dump(mode="json", exclude_unset=True, by_alias=True)
         except (ValueError, TypeError, PydanticSerializationError) as e:
-            raise InvalidRequest(path, f"{type(value).__name__} cannot be serialised: {e}") from None
-        return json_value(path, dumped, depth)
+            raise _Unsendable(f"{type(value).__name__} cannot be serialised: {e}") from None
+        return _walk(dumped, depth)
     if isinstance(value, dt.datetime):
         return value.isoformat()  # what the SDK sends for a datetime
-    raise InvalidRequest(path, f"not a JSON value (got {type(value).__name__})")
+    raise _Unsendable(f"not a JSON value (got {type(value).__name__})")
+
+
+def json_value(path: str, value: Any) -> Any:
+    """`value` as the SDK will send it as JSON, or `InvalidRequest` naming `path` and the first value
+    inside it that cannot be sent (`tools[2].function.parameters.type`). Returns `value` itself when
+    it is plain JSON already; tuples, other mappings, pydantic models and datetimes come back as the
+    lists, dicts and strings the SDK would have sent for them."""
+    try:
+        return _walk(value, 0)
+    except _Unsendable as e:
+        for step in reversed(e.inner):
+            path = f"{path}[{step}]" if isinstance(step, int) else _key_path(path, step)
+        raise InvalidRequest(path, e.reason) from None
 
 
 # RFC 9110 field names; values of visible ASCII with inner spaces or tabs (what h11 and httpx send).

@@ -45,7 +45,7 @@ def refused(router: llmroute.Router, emu: Emulator, **kwargs: Any) -> llmroute.I
         ({"tools": [TOOL, {"type": "function", "function": {"name": "g\ud800"}}]}, "tools[1].function.name"),
         ({"stop": ["ok", "\ud800"]}, "stop[1]"),
         ({"user": "\ud800"}, "user"),
-        ({"extra_body": {"k\ud800": 1}}, "extra_body"),
+        ({"extra_body": {"k\ud800": 1}}, "extra_body['k\\ud800']"),
         ({"model": "deepseek-\ud800"}, "model"),
     ],
 )
