@@ -487,6 +487,22 @@ _STRING_ARGS = (
 """Arguments the API types as strings; llmroute reads some of them (cache keys, reasoning)."""
 
 
+_SHAPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "logprobs": (bool, "a bool"),
+    "parallel_tool_calls": (bool, "a bool"),
+    "store": (bool, "a bool"),
+    "modalities": (list, "a list"),
+    "functions": (list, "a list"),
+    "audio": (dict, "a dict"),
+    "prediction": (dict, "a dict"),
+    "web_search_options": (dict, "a dict"),
+    "moderation": (dict, "a dict"),
+    "prompt_cache_options": (dict, "a dict"),
+}
+"""The container types of other arguments the API types strictly (after the JSON walk, tuples are
+lists and mappings dicts), so no adapter meets a `False` where it iterates."""
+
+
 def _check_timeout(timeout: Any) -> None:
     """Seconds, or an `httpx.Timeout`-like object whose parts are seconds or None."""
     if not hasattr(timeout, "read"):
@@ -559,3 +575,13 @@ def _validate_body(body: dict[str, Any], stream: bool) -> None:
         value = body.get(key)
         if value is not None and not isinstance(value, str):
             raise InvalidRequest(key, f"expected a string, got {type(value).__name__}")
+    for key, (shape, expected) in _SHAPES.items():
+        value = body.get(key)
+        if value is not None and not isinstance(value, shape):
+            raise InvalidRequest(key, f"expected {expected}, got {type(value).__name__}")
+    modalities = body.get("modalities")
+    if modalities is not None and not all(isinstance(m, str) for m in modalities):
+        raise InvalidRequest("modalities", "expected a list of strings")
+    call = body.get("function_call")
+    if call is not None and not isinstance(call, str | Mapping):
+        raise InvalidRequest("function_call", f"expected a string or a dict, got {type(call).__name__}")

@@ -115,6 +115,9 @@ def test_wrong_container_types_are_named(make_router: Any, emu: Emulator) -> Non
     assert refused(router, emu, route={"tags": 5}).argument == "route.tags"
     assert refused(router, emu, route={"task": "\ud800"}).argument == "route.task"
     assert refused(router, emu, timeout=10**400).argument == "timeout"
+    assert refused(router, emu, modalities=False).argument == "modalities"
+    assert refused(router, emu, prompt_cache_key=[]).argument == "prompt_cache_key"
+    assert refused(router, emu, parallel_tool_calls="yes").argument == "parallel_tool_calls"
 
 
 @pytest.mark.parametrize("value", ["\ud800", "é", " padded", "a\r\nInjected: 1", "tab\x00"])
