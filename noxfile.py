@@ -43,7 +43,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def fuzz(session: nox.Session) -> None:
-    """The hostile-input fuzz (tests/test_fuzz.py) with its long hypothesis profile: 10,500 drawn
+    """The hostile-input fuzz (tests/test_fuzz.py) with its long hypothesis profile: 21,000 drawn
     calls over every entry point. `nox -s tests` runs the same properties with the quick profile."""
     session.install("-e", ".", *TEST_DEPS)
     env = {**_tiktoken_env(session), "LLMROUTE_FUZZ": "long"}
