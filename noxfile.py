@@ -1,4 +1,6 @@
-"""Sessions: tests, lint, typecheck, bench, docs. Run `python -m nox -s tests` on a fresh machine."""
+"""Sessions: tests, lint, typecheck, docs, floors, integrations, bench.
+
+Run `python -m nox -s tests` on a fresh machine."""
 
 from __future__ import annotations
 
@@ -99,3 +101,43 @@ def report_screenshot(session: nox.Session) -> None:
     installed: apt-get install -y chromium) into .cache/report/. Not run by CI."""
     session.install("-e", ".[cli]")
     session.run("python", "scripts/report_screenshot.py", *session.posargs)
+
+
+def _floors() -> list[str]:
+    """`name==version` for each `name>=version` runtime requirement in pyproject.toml."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [dep.replace(">=", "==") for dep in project["dependencies"] if ">=" in dep]
+
+
+@nox.session
+def floors(session: nox.Session) -> None:
+    """The whole suite on the lowest versions pyproject.toml allows (openai, anthropic, tenacity...):
+    the floors are read from pyproject.toml, so lowering one there is tested here."""
+    session.install("-e", ".[otel]", *TEST_DEPS, *OTEL_TEST_DEPS)
+    session.install(*_floors())
+    session.run("python", "-m", "pip", "check")
+    env = _tiktoken_env(session)
+    session.run("pytest", "-q", "--ignore=tests/integrations", *session.posargs, env=env)
+
+
+# The frameworks of docs/integrations.md, from PyPI: pip resolves them together with llmroute
+# (instructor's jiter<0.15 holds openai at 3.3.0, below every later openai's jiter>=0.16).
+FRAMEWORKS = ["instructor", "langchain-openai", "openai-agents", "llama-index-llms-openai"]
+
+
+@nox.session
+def integrations(session: nox.Session) -> None:
+    """`pip install llmroute` with instructor, LangChain, the Agents SDK and LlamaIndex resolves;
+    their tests and the examples in examples/integrations run against the emulator."""
+    session.install("-e", ".", *TEST_DEPS, *FRAMEWORKS)
+    session.run("python", "-m", "pip", "check")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m; print({n: m.version(n) for n in "
+        f"{[*FRAMEWORKS, 'openai', 'anthropic', 'jiter']}" + "})",
+    )
+    env = _tiktoken_env(session)
+    session.run("pytest", "-q", "tests/integrations", *session.posargs, env=env)

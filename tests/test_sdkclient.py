@@ -49,8 +49,10 @@ def test_the_placeholder_key_is_never_sent(emu: Emulator) -> None:
     emu.api_keys["openai"] = CANARY_OPENAI
     router = llmroute.Router([_gpt(emu)])
     assert router.api_key == PLACEHOLDER_KEY
-    with pytest.raises(NotRouted):
-        router.get("/models", cast_to=object)
+    with pytest.raises((NotRouted, openai.APIConnectionError)) as info:
+        router.with_options(max_retries=0).get("/models", cast_to=object)
+    # some openai versions let the transport's error through, others wrap it in APIConnectionError
+    assert isinstance(info.value, NotRouted) or isinstance(info.value.__cause__, NotRouted)
     router.chat.completions.create(model="gpt-5.4", messages=USER)
     router.models.list()
     assert emu.requests and all(r.authorized for r in emu.requests)
