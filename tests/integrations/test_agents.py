@@ -1,8 +1,8 @@
-"""The OpenAI Agents SDK with OpenAIChatCompletionsModel(openai_client=arouter)."""
+"""The OpenAI Agents SDK with OpenAIChatCompletionsModel(openai_client=arouter). A run that does not
+stream passes `stream=omit`, which request validation reads as not given."""
 
 from __future__ import annotations
 
-import openai
 import pytest
 
 pytest.importorskip("agents")
@@ -17,33 +17,11 @@ from agents import (
 from pydantic import BaseModel
 
 import llmroute
-from llmroute.errors import InvalidRequest
-from llmroute.hinting import RouteHints
-from llmroute.request import ChatRequest
 from llmroute.testing import Emulator, Reply, ReplyContext
 from tests.integrations.conftest import run_example
 
 set_tracing_disabled(True)
 
-
-def _omit_is_not_given() -> bool:
-    """The Agents SDK passes `stream=omit` for a run that does not stream; request validation must
-    read `omit` as not given (the request-validation work of another change). Until then the
-    non-streamed runs are expected to fail with InvalidRequest, strictly: they turn into plain
-    tests once it lands. Streamed runs pass `stream=True` and work already."""
-    try:
-        ChatRequest.from_kwargs(
-            {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": openai.omit},
-            RouteHints(),
-        )
-    except InvalidRequest:
-        return False
-    return True
-
-
-needs_omit = pytest.mark.xfail(
-    not _omit_is_not_given(), reason="omit not yet read as not given", raises=InvalidRequest, strict=True
-)
 
 CALLS: list[str] = []
 
@@ -75,7 +53,6 @@ def _model(emu: Emulator) -> tuple[OpenAIChatCompletionsModel, llmroute.AsyncRou
     return OpenAIChatCompletionsModel(model="gpt-5.4", openai_client=arouter), arouter
 
 
-@needs_omit
 async def test_run_with_tools_and_output_type(emu: Emulator) -> None:
     model, arouter = _model(emu)
     CALLS.clear()
@@ -110,7 +87,6 @@ async def test_run_streamed(emu: Emulator) -> None:
     await arouter.close()
 
 
-@needs_omit
 def test_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = run_example("agents_example.py", capsys)
     assert "output_type: Trip" in out
