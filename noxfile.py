@@ -38,7 +38,7 @@ def _tiktoken_env(session: nox.Session) -> dict[str, str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, against the built-in provider emulator (no network, no keys)."""
-    session.install("-e", ".[otel]", *TEST_DEPS, *OTEL_TEST_DEPS)
+    session.install("-e", ".[otel,redis,postgres]", *TEST_DEPS, *OTEL_TEST_DEPS)  # fleet: Redis, PostgreSQL
     env = _tiktoken_env(session)
     session.run("pytest", "-q", *session.posargs, env=env)
 
@@ -63,7 +63,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[cli,otel]", "mypy>=1.15")
+    session.install("-e", ".[cli,otel,redis,postgres]", "mypy>=1.15")
     session.run("mypy", "--strict", "llmroute")
 
 

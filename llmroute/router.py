@@ -50,6 +50,7 @@ from .usage import Usage
 
 if TYPE_CHECKING:
     from .budget import Budgets
+    from .fleet import RedisLink
     from .truncation import TruncationPolicy
 
 __all__ = ["AsyncRouter", "Router"]
@@ -80,6 +81,7 @@ class _Base:
         budgets: Budgets | None = None,
         cache_hints: bool = True,
         load: LoadStore | None = None,
+        state: str | RedisLink | None = None,
     ) -> None:
         """Build a router.
 
@@ -103,7 +105,13 @@ class _Base:
           `llmroute.prefix`). On by default.
         - `load`: where in-flight counts, rate windows and provider headroom live (default: an
           in-memory `LoadTracker`; a shared `LoadStore` makes limits hold across processes).
+        - `state`: fleet mode, `"redis://host:port/db"` (or a `llmroute.fleet.RedisLink`): budgets
+          and client-side limits shared by every process given the same URL (docs/fleet.md).
         """
+        if state is not None:
+            from .fleet import shared
+
+            budgets, load = shared(state, budgets=budgets, load=load)
         self._core = RouterCore(
             deployments,
             catalog=catalog,
