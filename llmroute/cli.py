@@ -55,6 +55,9 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("ledger source (one is required)")
     source.add_argument("--db", metavar="PATH", help="a SQLite ledger (llmroute.store.SQLiteStore)")
     source.add_argument("--jsonl", metavar="PATH", help="a JSONL export (llmroute.store.export_jsonl)")
+    source.add_argument(
+        "--dsn", metavar="URL", help="a PostgreSQL ledger (llmroute.fleet.postgres.PostgresStore)"
+    )
     parser.add_argument("--since", type=_when, metavar="DATE", help="rows from this UTC date/time on")
     parser.add_argument("--until", type=_when, metavar="DATE", help="rows before this UTC date/time")
     parser.add_argument("--prices", metavar="FILE", help="dated price rows (TOML) to replay costs with")
@@ -98,9 +101,17 @@ def _check_models(catalog: Catalog, names: Sequence[str]) -> None:
 
 
 def _load_rows(args: argparse.Namespace) -> list[LedgerRow]:
-    if bool(args.db) == bool(args.jsonl):
-        raise UsageError("give the ledger to read: --db PATH or --jsonl PATH (one of them)")
+    if [bool(args.db), bool(args.jsonl), bool(args.dsn)].count(True) != 1:
+        raise UsageError("give the ledger to read: --db PATH, --jsonl PATH or --dsn URL (one of them)")
     bounds = {"since": args.since, "until": args.until}
+    if args.dsn:
+        from .fleet.postgres import read_rows
+        from .store import StoreError
+
+        try:
+            return read_rows(args.dsn, **bounds)
+        except (ImportError, StoreError) as e:
+            raise _Failure(str(e)) from e
     if args.jsonl:
         from .ledger import Ledger
         from .store import read_jsonl

@@ -81,7 +81,7 @@ def test_ordinary_mistakes(
     got, _, err = run(capsys, *(a.format(**names) for a in argv))
     assert (got, "Traceback" in err) == (code, False), err
     assert message.format(**names) in err
-    assert len(err.strip().splitlines()) <= 5  # a message (and the usage), not a dump
+    assert len(err.strip().splitlines()) <= 6  # a message (and the usage), not a dump
 
 
 def test_usage_errors_print_the_subcommand_usage(capsys: pytest.CaptureFixture[str]) -> None:
