@@ -7,8 +7,9 @@
   `files`, `batches`...) goes to one designated OpenAI-compatible deployment, with that
   deployment's own key and base URL: `Router(..., default_deployment="name")`, by default the first
   deployment of an OpenAI-compatible dialect. `embeddings.create`, `completions.create` and
-  `responses.create` record ledger rows (priced from the catalog when it has the model, else
-  unpriced). With no such deployment, touching one of them raises `ResourceUnavailable`.
+  `responses.create` (also through `with_raw_response`) record ledger rows (priced from the
+  catalog when it has the model, else unpriced). With no such deployment, touching one of them
+  raises `ResourceUnavailable`.
 - The SDK client underneath is built with a placeholder key and an HTTP client whose transport
   refuses every request (`NotRouted`): nothing is ever sent with the placeholder.
 - The SDK client's options are accepted by `Router(...)`: `timeout` and `max_retries` (per target,
@@ -293,10 +294,18 @@ def _record(router: Any, kwargs: Mapping[str, Any], started: float, result: Any,
 class _Metered:
     """A billable resource of the designated deployment whose `create` records a ledger row."""
 
-    def __init__(self, resource: Any, router: Any, name: str) -> None:
+    def __init__(self, resource: Any, router: Any, name: str, raw: bool = False) -> None:
         self._resource = resource
         self._router = router
         self._name = name
+        self._raw = raw  # a `with_raw_response` resource: `create` returns the response; parse it
+
+    @property
+    def with_raw_response(self) -> _Metered:
+        return _Metered(self._resource.with_raw_response, self._router, self._name, raw=True)
+
+    def _answer(self, result: Any) -> Any:
+        return result.parse() if self._raw else result
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._resource, name)
@@ -319,7 +328,7 @@ class _Metered:
                     _record(router, kwargs, started, None, e)
                     raise
                 if not kwargs.get("stream"):
-                    _record(router, kwargs, started, result, None)
+                    _record(router, kwargs, started, self._answer(result), None)
                 return result
 
             return acreate
@@ -333,7 +342,7 @@ class _Metered:
                 _record(router, kwargs, started, None, e)
                 raise
             if not kwargs.get("stream"):
-                _record(router, kwargs, started, result, None)
+                _record(router, kwargs, started, self._answer(result), None)
             return result
 
         return screate
@@ -361,7 +370,10 @@ class _RootWrapper:
         self.beta = _Namespace(chat=self.chat)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(getattr(_delegate(self._router, name), self._kind), name)
+        value = getattr(getattr(_delegate(self._router, name), self._kind), name)
+        if name in _METERED and self._kind == "with_raw_response":
+            return _Metered(value, self._router, name, raw=True)
+        return value
 
 
 class _Namespace:

@@ -112,7 +112,7 @@ def _stream_request(create: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, Any]
     materialize_input_tools: Any
     try:
         from openai.lib._parsing._completions import materialize_input_tools
-    except ImportError:  # openai < 3.4 validated the tools where later ones only materialise them
+    except ImportError:  # openai 3.3 and earlier have no materialize_input_tools
         materialize_input_tools = _materialize
 
     if "stream" in kwargs:

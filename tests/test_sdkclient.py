@@ -94,6 +94,18 @@ def test_other_resources_go_to_the_default_deployment_with_its_key(emu: Emulator
     assert {r.path.split("/")[1] for r in emu.requests} == {"openai"}
 
 
+def test_raw_embedding_calls_are_rows(emu: Emulator) -> None:
+    router = llmroute.Router([_gpt(emu)])
+    raw = router.with_raw_response.embeddings.create(model="text-embedding-3-small", input="a b")
+    assert raw.headers.get("x-request-id", "").startswith("req_")
+    assert len(raw.parse().data) == 1
+    again = router.embeddings.with_raw_response.create(model="text-embedding-3-small", input="a b c")
+    assert again.parse().usage.prompt_tokens == 3
+    assert [r.usage.input_tokens for r in router.ledger.rows()] == [2, 3]
+    assert router.with_raw_response.models.list().parse().data  # not billable: no row
+    assert len(router.ledger.rows()) == 2
+
+
 def test_a_failed_embedding_call_is_a_row_too(emu: Emulator) -> None:
     router = llmroute.Router([_gpt(emu)], max_retries=0)
     with pytest.raises(openai.BadRequestError):
