@@ -115,7 +115,7 @@ def _floors() -> list[str]:
 def floors(session: nox.Session) -> None:
     """The whole suite on the lowest versions pyproject.toml allows (openai, anthropic, tenacity...):
     the floors are read from pyproject.toml, so lowering one there is tested here."""
-    session.install("-e", ".[cli,otel]", *TEST_DEPS, *OTEL_TEST_DEPS)
+    session.install("-e", ".[cli,otel,redis,postgres]", *TEST_DEPS, *OTEL_TEST_DEPS)
     session.install(*_floors())
     session.run("python", "-m", "pip", "check")
     env = _tiktoken_env(session)
