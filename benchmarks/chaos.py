@@ -1,10 +1,19 @@
-"""The soak: 20,000 calls at 128-way concurrency against the real-socket emulator, three providers,
-30% faults of every kind the emulator has, one provider fully down for a stretch.
+"""Chaos: the router against the raw `openai` SDK under faults, and the soak.
 
-Prints calls completed and failed (and why), retries, fallbacks, cooldowns opened, Retry-After
-violations (must be 0), gate violations (must be 0: PII never reaches DeepSeek), the ledger against
-the emulator's bill (must differ by 0 tokens), p50/p99 added latency per call against the fault-free
-round trip, and peak memory. Not part of CI: `python benchmarks/chaos.py [--calls N]`.
+Default (`python benchmarks/chaos.py`): "never worse than no router". For 5%, 20% and 50% mixed
+faults (of the faults: 25% 429 with Retry-After, 25% 500, 50% 503, as the outside prober's server),
+for 20% with a fallback deployment, and with one of two deployments fully down (503), the router with
+its DEFAULT settings and the raw `openai` SDK with its default retries (2) each make `--calls` calls at
+`--concurrency`, async, against the same real-socket emulator with the same faults, in the same run.
+Prints success share, p50/p99 latency per call and attempts (requests the server saw) per call. The
+SDK is pointed at the first deployment (it has no fallback). About two minutes with the defaults;
+`--calls 2000` for tighter numbers.
+
+`--soak`: 20,000 calls at 128-way concurrency, three providers, 30% faults of every kind the emulator
+has, one provider fully down for a stretch. Prints calls completed and failed (and why), retries,
+fallbacks, Retry-After violations (must be 0), gate violations (must be 0: PII never reaches
+DeepSeek), the ledger against the emulator's bill (must differ by 0 tokens), p50/p99 latency, and
+peak memory. Not part of CI.
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ import statistics
 import time
 import warnings
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import openai
 from tenacity import wait_random_exponential
 
 import llmroute
@@ -67,7 +79,7 @@ async def soak(calls: int, concurrency: int) -> None:
             retry=llmroute.RetryPolicy(
                 wait=wait_random_exponential(multiplier=0.01, max=0.05), switch_after=0.05
             ),
-            cooldowns=Cooldowns(base_s=0.05, max_s=0.5, rate_limit_s=0.02),
+            cooldowns=Cooldowns(min_samples=10, base_s=0.05, max_s=0.5, rate_limit_s=0.02),
         )
         rng = random.Random(5)
         gate = asyncio.Semaphore(concurrency)
@@ -157,12 +169,125 @@ async def soak(calls: int, concurrency: int) -> None:
     print(f"  fallback calls: {fallbacks}; peak RSS {peak:.0f} MB")
 
 
+def mixed(retry_after: float) -> list[Fault]:
+    """The outside prober's mix: of the faults, 25% 429 (with Retry-After), 25% 500, 50% 503."""
+    return [
+        Fault.rate_limit(retry_after=retry_after),
+        Fault.server_error(500),
+        Fault.overloaded(),
+        Fault.overloaded(),
+    ]
+
+
+SCENARIOS: list[tuple[str, float, bool, bool]] = [
+    # label, fault rate on every deployment, two deployments (a fallback), the first fully down
+    ("5% faults, 1 deployment", 0.05, False, False),
+    ("20% faults, 1 deployment", 0.20, False, False),
+    ("50% faults, 1 deployment", 0.50, False, False),
+    ("20% faults, 2 deployments", 0.20, True, False),
+    ("1 of 2 deployments down", 0.0, True, True),
+]
+
+
+async def _run(
+    emu: Emulator, call: Callable[[], Awaitable[None]], calls: int, concurrency: int
+) -> tuple[float, float, float, float]:
+    """Success share, p50 and p99 latency (ms), attempts per call (requests the server saw)."""
+    before = len(emu.requests)
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    ok = 0
+
+    async def one() -> None:
+        nonlocal ok
+        async with gate:
+            started = time.perf_counter()
+            try:
+                await call()
+                ok += 1
+            except openai.APIError:
+                pass
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(one() for _ in range(calls)))
+    lat = sorted(latencies)
+    p50, p99 = statistics.median(lat) * 1e3, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
+    return ok / calls, p50, p99, (len(emu.requests) - before) / calls
+
+
+MESSAGES: list[Any] = [{"role": "user", "content": "Say something short."}]
+
+
+async def _cell(
+    who: str, emu: Emulator, server: Any, two: bool, calls: int, concurrency: int
+) -> tuple[float, float, float, float]:
+    if who == "sdk":
+        sdk = openai.AsyncOpenAI(base_url=server.base_url("openai"), api_key="sk-test")
+
+        async def sdk_call() -> None:
+            await sdk.chat.completions.create(model="gpt-5.4", messages=MESSAGES)
+
+        try:
+            return await _run(emu, sdk_call, calls, concurrency)
+        finally:
+            await sdk.close()
+    deployments = [
+        llmroute.Deployment("gpt", model="gpt-5.4", api_key="sk-test", base_url=server.base_url("openai"))
+    ]
+    if two:
+        deployments.append(
+            llmroute.Deployment(
+                "ds", model="deepseek-v3.2", api_key="sk-test", base_url=server.base_url("deepseek")
+            )
+        )
+    router = llmroute.AsyncRouter(deployments, fallbacks=["deepseek-v3.2"] if two else ())
+
+    async def router_call() -> None:
+        await router.chat.completions.create(model="gpt-5.4", messages=MESSAGES)
+
+    try:
+        return await _run(emu, router_call, calls, concurrency)
+    finally:
+        await router.close()
+
+
+async def compare(calls: int, concurrency: int, retry_after: float) -> None:
+    print(
+        f"{calls} calls per cell, {concurrency}-way async, 429s ask Retry-After {retry_after:g}s; "
+        "router = llmroute defaults, SDK = openai defaults (2 retries)"
+    )
+    header = f"{'scenario':<27} {'':<7} {'success':>8} {'p50 ms':>8} {'p99 ms':>9} {'attempts':>9}"
+    print(header)
+    print("-" * len(header))
+    for i, (label, rate, two, down) in enumerate(SCENARIOS):
+        results = {}
+        for who in ("sdk", "router"):
+            emu = Emulator(seed=100 + i, encoding="approx")
+            if down:
+                emu.fault_rate(1.0, [Fault.server_error(503)], provider="openai", seed=1)
+            elif rate:
+                emu.fault_rate(rate, mixed(retry_after), provider="openai", seed=2)
+                emu.fault_rate(rate, mixed(retry_after), provider="deepseek", seed=3)
+            with emu.serve() as server:
+                results[who] = await _cell(who, emu, server, two, calls, concurrency)
+        for who, (share, p50, p99, attempts) in results.items():
+            name = label if who == "sdk" else ""
+            print(f"{name:<27} {who:<7} {share:>8.1%} {p50:>8.1f} {p99:>9.1f} {attempts:>9.2f}")
+        verdict = "ok" if results["router"][0] >= results["sdk"][0] else "ROUTER BELOW SDK"
+        print(f"{'':<27} {'':<7} {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--soak", action="store_true", help="run the 20,000-call soak instead")
+    parser.add_argument("--calls", type=int, default=None, help="calls per cell (soak: in total)")
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--retry-after", type=float, default=0.1, help="seconds the injected 429s ask")
     args = parser.parse_args()
-    asyncio.run(soak(args.calls, args.concurrency))
+    if args.soak:
+        asyncio.run(soak(args.calls or 20_000, args.concurrency or 128))
+    else:
+        asyncio.run(compare(args.calls or 400, args.concurrency or 32, args.retry_after))
 
 
 if __name__ == "__main__":

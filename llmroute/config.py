@@ -6,10 +6,10 @@ policy = "requested"                 # a built-in policy by name, or [[router.po
 fallbacks = ["deepseek-v3.2"]        # tried in order after the requested model
 
 [router.retry]
-attempts = 3                         # per target
+attempts = 4                         # per target (default 4: the SDK makes 3)
 max_retry_after = 60.0               # seconds; a longer Retry-After moves to the next target
 switch_after = 2.0                   # with another target left, waits longer than this move on
-deadline = 120.0                     # seconds across all attempts and targets
+deadline = 300.0                     # seconds across all attempts, waits and targets (default 300)
 
 [[deployment]]
 name = "openai"
@@ -44,7 +44,7 @@ from typing import Any
 from tenacity import stop_after_attempt
 
 from .catalog import Deployment, _check_keys, default_catalog, model_from_row, provider_from_row
-from .engine import RetryPolicy
+from .engine import DEFAULT_DEADLINE_S, RetryPolicy
 from .errors import ConfigurationError
 from .policy import Policy, Requested
 
@@ -87,7 +87,7 @@ def _policy(spec: Any, fallbacks: list[str]) -> Policy:
 
 def _retry(where: str, row: Mapping[str, Any]) -> RetryPolicy:
     _check_keys(where, row, _RETRY_KEYS, ())
-    attempts = row.get("attempts", 3)
+    attempts = row.get("attempts", 4)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         raise ConfigurationError(f"{where}.attempts: expected a positive integer, got {attempts!r}")
     numbers: dict[str, float | None] = {}
@@ -100,7 +100,7 @@ def _retry(where: str, row: Mapping[str, Any]) -> RetryPolicy:
         stop=stop_after_attempt(attempts),
         max_retry_after=numbers["max_retry_after"] if numbers["max_retry_after"] is not None else 60.0,
         switch_after=numbers["switch_after"] if numbers["switch_after"] is not None else 2.0,
-        deadline=numbers["deadline"],
+        deadline=numbers["deadline"] if numbers["deadline"] is not None else DEFAULT_DEADLINE_S,
     )
 
 

@@ -25,7 +25,7 @@ from .catalog import (
 )
 from .cooldown import Cooldowns
 from .engine import Attempt, Call, RetryPolicy, Sleep, plan
-from .errors import ConfigurationError, InvalidRequest, NoRoute, ProviderError, Rejection, UnknownModel
+from .errors import ConfigurationError, InvalidRequest, ProviderError, Rejection, UnknownModel
 from .estimate import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 from .health import Health
 from .hinting import RouteHints, current_hints
@@ -289,17 +289,20 @@ class RouterCore:
         return request, decision
 
     def _skip_cooling(self, decision: Decision) -> Decision:
-        """Drop targets that are cooling down, recording why in the decision trace."""
+        """Move targets that are closed off (breaker open, or paused by a 429) behind the others,
+        soonest to reopen first, recording why in the decision trace. Nothing is removed: the engine
+        tries them when nothing else is left (see `plan`)."""
         cooldowns = self.cooldowns
-        cooling = [t for t in decision.targets if cooldowns.cooling_until(t.name) is not None]
-        if not cooling:
+        held = {t.name: b for t in decision.targets if (b := cooldowns.blocked(t.name)) is not None}
+        if not held:
             return decision
-        dropped = tuple(Rejection(t.name, "Cooldown", cooldowns.describe(t.name)) for t in cooling)
-        kept = tuple(t for t in decision.targets if t not in cooling)
+        kept = [t for t in decision.targets if t.name not in held]
+        deferred = sorted((t for t in decision.targets if t.name in held), key=lambda t: held[t.name].seconds)
+        dropped = tuple(
+            Rejection(t.name, "Cooldown", f"deferred: {held[t.name].describe()}") for t in deferred
+        )
         step = Step("Cooldown", tuple((t.name, "available") for t in kept), dropped)
-        if not kept:
-            raise NoRoute([r for s in decision.steps for r in s.dropped] + list(dropped))
-        return Decision(kept, (*decision.steps, step), decision.shadow)
+        return Decision((*kept, *deferred), (*decision.steps, step), decision.shadow)
 
     def _check_adapters(self, decision: Decision, request: ChatRequest) -> Decision:
         """Drop targets whose adapter refuses the request (an argument its provider cannot take),
@@ -344,7 +347,7 @@ class RouterCore:
         return plan(
             decision.targets,
             self.retry,
-            available=self.available,
+            gate=lambda target, force: self.cooldowns.acquire(target.name, force),
             admit=self.admitter(request),
             queue_timeout=self.queue_timeout,
             release=self.load.release,
@@ -398,7 +401,7 @@ class RouterCore:
         return self.budgets.reserve_for(request, call.target, key=(call_id, call.number))
 
     def available(self, target: Target) -> bool:
-        return self.cooldowns.cooling_until(target.name) is None
+        return self.cooldowns.blocked(target.name) is None
 
     def admitter(self, request: ChatRequest) -> Callable[[Target], tuple[Ticket | None, float | None]]:
         """Admission under client-side limits for this request's attempts (see `LoadTracker`)."""

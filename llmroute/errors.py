@@ -8,7 +8,7 @@ Exception
     ├── InvalidRequest (openai.BadRequestError, ValueError, TypeError)  bad call arguments, before any call
     │   └── UnknownModel (openai.NotFoundError, LookupError)  model= names nothing known; lists what is known
     ├── NoRoute                                 the policy removed every candidate; names each gate
-    │   └── NoCapacity                          every deployment stayed at its rate/concurrency limits
+    │   └── NoCapacity (openai.RateLimitError)   every target stayed rate limited past the deadline
     ├── BudgetExceeded                          a hard budget would be crossed
     └── ProviderError (openai.APIError)         one attempt at one deployment failed
         ├── ProviderStatusError (openai.APIStatusError)
@@ -205,8 +205,37 @@ class NoRoute(LLMRouteError):
         self.rejections = tuple(rejections)
 
 
-class NoCapacity(NoRoute):
-    """Every candidate deployment stayed at its client-side limits for the whole queue timeout."""
+class NoCapacity(NoRoute, openai.RateLimitError):
+    """No attempt could be made in time: every candidate stayed rate limited (a provider's 429 pause,
+    its rate-limit headers, or the deployment's own `rpm`/`tpm`/`max_in_flight`) longer than the
+    call's deadline or queue timeout allowed. An `openai.RateLimitError` too, so SDK code catching
+    that keeps working; its `response` is built here, not received: a 429 marked
+    `x-llmroute-local: true`, whose `retry-after` says when the first target reopens (if known).
+    `rejections` lists each target's state."""
+
+    def __init__(
+        self,
+        rejections: Sequence[Rejection],
+        retry_after: float | None = None,
+        request: httpx2.Request | None = None,
+    ) -> None:
+        lines = "; ".join(f"{r.deployment}: {r.policy} ({r.reason})" for r in rejections)
+        Exception.__init__(self, f"no deployment could take this call in time: {lines or 'no candidates'}")
+        self.rejections = tuple(rejections)
+        headers = {"x-llmroute-local": "true"}
+        if retry_after is not None:
+            headers["retry-after"] = f"{max(0.0, retry_after):.3f}"
+        if request is None:
+            request = httpx2.Request("POST", "http://llmroute.local/chat/completions")
+        self.message = str(self.args[0])
+        self.request = request
+        self.response = httpx2.Response(429, headers=headers, request=request)
+        self.status_code = 429
+        self.request_id = None
+        self.body = None
+        self.code = self.param = None
+        self.type = "no_capacity"
+        self.retry_after = retry_after
 
 
 class BudgetExceeded(LLMRouteError):

@@ -91,7 +91,7 @@ class _Base:
         - `policy`: how targets are ranked (default: `Requested(fallbacks)`).
         - `fallbacks`: models or deployments tried, in order, after the requested one.
         - `ledger`: where attempts are recorded (share one between routers to pool spend).
-        - `retry`: retry strategy per target (default: 3 attempts, jittered backoff, Retry-After).
+        - `retry`: retry strategy per target (default: 4 attempts, jittered backoff, Retry-After).
         - `cooldowns`: when failing deployments are rested (default: `Cooldowns()`).
         - `balancer`: orders deployments of the same model (default: `WeightedRandom()`).
         - `queue_timeout`: seconds a call may wait for room when every deployment of a model is at

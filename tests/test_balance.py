@@ -80,7 +80,8 @@ def test_tpm_limit_is_charged_by_estimate_and_settled(emu: Emulator) -> None:
         tpm=400,
         http_client=emu.http_client(),
     )
-    router = llmroute.Router([deployment], models=[MODEL])
+    # The window frees room only after 60 s: a 1 s deadline cannot wait for it, so the call fails.
+    router = llmroute.Router([deployment], models=[MODEL], retry=llmroute.RetryPolicy(deadline=1.0))
     served = 0
     with pytest.raises(NoCapacity):
         for _ in range(20):
@@ -203,7 +204,9 @@ def test_router_stays_under_provider_limits_it_learns_from_headers(emu: Emulator
         )
         for name, key in (("a", "key-a"), ("b", "key-b"))
     ]
-    router = llmroute.Router(deployments, models=[MODEL], balancer=LeastBusy())
+    router = llmroute.Router(
+        deployments, models=[MODEL], balancer=LeastBusy(), retry=llmroute.RetryPolicy(deadline=1.0)
+    )
     served = Counter(
         router.chat.completions.create(model="m", messages=USER).route.deployment for _ in range(10)
     )

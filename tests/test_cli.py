@@ -38,7 +38,7 @@ def recorded(tmp_path: Path, make_router: Any, emu: Emulator) -> tuple[Path, Led
         router.chat.completions.create(
             model="deepseek-v3.2", messages=USER, route={"task": "chat", "user": "ann"}
         )
-    emu.inject(Fault.server_error(503), provider="openai", times=3)
+    emu.inject(Fault.server_error(503), provider="openai", times=4)
     router.chat.completions.create(model="gpt-5.4", messages=USER, route={"task": "chat"})
     router.chat.completions.create(model="qwen3-8b", messages=USER, route={"task": "chat"})
     store.close()
@@ -75,7 +75,7 @@ def test_report_json_matches_the_ledger(
     assert D(data["total"]["cost"]) == totals.cost and data["total"]["unpriced"] == totals.unpriced == 1
     assert data["total"]["attempts"] == totals.attempts and data["total"]["calls"] == totals.calls == 10
     assert data["total"]["input_tokens"] == totals.usage.input_tokens
-    assert data["total"]["fallbacks"] == 1 and data["total"]["errors"] == 3
+    assert data["total"]["fallbacks"] == 1 and data["total"]["errors"] == 4
     assert {g["key"] for g in data["groups"]["user"]} == {"ann", "(none)"}
     assert set(data["groups"]) == {"model", "provider", "deployment", "task", "tag", "user", "day"}
 

@@ -151,7 +151,11 @@ def test_status_classification(status: int, body: object, cls: type, retryable: 
         ({"retry-after-ms": "1500"}, 1.5),
         ({"retry-after": "2"}, 2.0),
         ({"retry-after": "Thu, 01 Jan 1970 00:00:30 GMT"}, 20.0),
-        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, 360.0),
+        (
+            {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m30s"},
+            60.0,
+        ),  # 90 s, capped (MAX_WAIT_S)
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "45s"}, 45.0),
         ({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "6m0s"}, None),
         (
             {

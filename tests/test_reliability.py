@@ -169,7 +169,7 @@ async def test_many_asyncio_tasks_lose_nothing() -> None:
 
 
 def test_cooldown_deadlines_only_move_later_under_threads() -> None:
-    cooldowns = Cooldowns(failures=1, base_s=1.0, max_s=100.0)
+    cooldowns = Cooldowns(min_samples=1, base_s=1.0, max_s=100.0)
     seen: list[float] = []
     lock = threading.Lock()
     import httpx2

@@ -29,38 +29,42 @@ def error(cls: type[E.ProviderStatusError], status: int, retry_after: float | No
     return cls("x", request=REQ, response=httpx2.Response(status, request=REQ), retry_after=retry_after)
 
 
-def test_consecutive_failures_cool_down_with_growing_periods() -> None:
+def test_breaker_opens_on_failure_rate_with_growing_periods() -> None:
     clock = Clock()
-    cd = Cooldowns(failures=3, base_s=10, max_s=25, clock=clock)
-    for _ in range(2):
+    cd = Cooldowns(min_samples=4, base_s=10, max_s=25, clock=clock)
+    for _ in range(3):
         cd.observe("a", error(E.ServerError, 500))
-    assert cd.cooling_until("a") is None
+    assert cd.cooling_until("a") is None  # three failures are not enough samples
     cd.observe("a", error(E.ServerError, 500))
     assert cd.cooling_until("a") == 1010.0
     clock.now = 1010.0  # half-open: available for a probe
     assert cd.cooling_until("a") is None
-    cd.observe("a", error(E.ServerError, 500))  # the probe fails: longer cooldown
+    assert cd.acquire("a") is None
+    cd.observe("a", error(E.ServerError, 500))  # the probe fails: longer open period
     assert cd.cooling_until("a") == 1030.0
     clock.now = 1030.0
-    cd.observe("a", None)  # the probe succeeds: closed
+    cd.observe("a", None)  # the probe succeeds: closed, the window emptied
     cd.observe("a", error(E.ServerError, 500))
     assert cd.cooling_until("a") is None
 
 
-def test_rate_limit_cools_for_retry_after_and_deadlines_only_move_later() -> None:
+def test_rate_limit_pauses_for_retry_after_and_pauses_only_move_later() -> None:
     clock = Clock()
     cd = Cooldowns(clock=clock)
     cd.observe("a", error(E.RateLimited, 429, retry_after=30))
     assert cd.cooling_until("a") == 1030.0
+    blocked = cd.blocked("a")
+    assert blocked is not None and blocked.kind == "paused"
     cd.observe("a", error(E.RateLimited, 429, retry_after=1))  # a shorter ask never shortens it
     assert cd.cooling_until("a") == 1030.0
-    cd.observe("a", error(E.AuthenticationFailed, 401))
+    cd.observe("a", error(E.AuthenticationFailed, 401))  # evidence by itself: open for auth_s
+    clock.now = 1031.0
     assert cd.cooling_until("a") == 1000.0 + cd.auth_s
 
 
 def test_failure_rate_over_window() -> None:
     clock = Clock()
-    cd = Cooldowns(failures=100, failure_rate=0.5, min_samples=10, window_s=60, clock=clock)
+    cd = Cooldowns(failure_rate=0.5, min_samples=10, window_s=60, clock=clock)
     for i in range(10):
         cd.observe("a", None if i % 3 == 0 else error(E.ServerError, 500))
         cd.observe("a", None) if i == 4 else None
@@ -72,13 +76,13 @@ def test_down_provider_is_not_called_again_until_its_cooldown_ends(make_router: 
     router = make_router(
         fallbacks=["deepseek-v3.2"],
         retry=llmroute.RetryPolicy(stop=stop_after_attempt(1)),
-        cooldowns=Cooldowns(failures=2, base_s=60, clock=clock),
+        cooldowns=Cooldowns(min_samples=2, base_s=60, clock=clock),
     )
     emu.inject(Fault.server_error(500), provider="openai", times=1000)
     for _ in range(5):
         assert router.chat.completions.create(model="gpt-5.4", messages=USER).route.deployment == "ds"
     openai_calls = [r for r in emu.requests if r.provider == "openai"]
-    assert len(openai_calls) == 2  # cooled down after two failures, then skipped
+    assert len(openai_calls) == 2  # opened after two failures in two samples, then skipped
     reply = router.chat.completions.create(model="gpt-5.4", messages=USER)
     cooldown_step = reply.route.decision.steps[-1]
     assert cooldown_step.policy == "Cooldown" and cooldown_step.dropped[0].deployment == "gpt"
@@ -87,15 +91,18 @@ def test_down_provider_is_not_called_again_until_its_cooldown_ends(make_router: 
     assert router.chat.completions.create(model="gpt-5.4", messages=USER).route.deployment == "gpt"
 
 
-def test_everything_cooling_is_a_clear_no_route(make_router: Any, emu: Emulator) -> None:
+def test_everything_cooling_is_probed_not_refused(make_router: Any, emu: Emulator) -> None:
+    """The only deployment's breaker is open: the call is not refused, it is sent as a probe."""
     router = make_router(
-        retry=llmroute.RetryPolicy(stop=stop_after_attempt(1)), cooldowns=Cooldowns(failures=1)
+        retry=llmroute.RetryPolicy(stop=stop_after_attempt(1)), cooldowns=Cooldowns(min_samples=1)
     )
     emu.inject(Fault.server_error(500), provider="openai", times=1)
     with pytest.raises(E.ServerError):
         router.chat.completions.create(model="gpt-5.4", messages=USER)
-    with pytest.raises(llmroute.NoRoute, match="cooling down"):
-        router.chat.completions.create(model="gpt-5.4", messages=USER)
+    assert router._core.cooldowns.cooling_until("gpt") is not None
+    reply = router.chat.completions.create(model="gpt-5.4", messages=USER)
+    assert reply.route.deployment == "gpt" and reply.route.decision.steps[-1].policy == "Cooldown"
+    assert router._core.cooldowns.cooling_until("gpt") is None  # the probe's success closed it
 
 
 @pytest.mark.parametrize("final_chunk", [False, True])

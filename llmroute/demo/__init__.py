@@ -99,7 +99,7 @@ def _emulated(jobs: list[Job], seed: int, progress: bool) -> _Run:
             wait=wait_random_exponential(multiplier=0.01, max=0.05),
             switch_after=0.5,
         ),
-        cooldowns=Cooldowns(store, base_s=0.02, max_s=0.2, rate_limit_s=0.002),
+        cooldowns=Cooldowns(store, min_samples=5, base_s=0.02, max_s=0.2, rate_limit_s=0.002),
         truncation=TRUNCATION,
     )
     incidents = Incidents()

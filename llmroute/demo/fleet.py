@@ -239,9 +239,10 @@ class CountingStore(MemoryStore):
 
     def update(self, name: str, change: Callable[[CooldownState], None]) -> CooldownState:
         before = self.get(name)
-        until = before.until if before is not None else 0.0
+        until, paused = (before.until, before.paused_until) if before is not None else (0.0, 0.0)
         state = super().update(name, change)
         if state.until > until:
-            cause = "rate limited" if state.reason.startswith("RateLimited") else "failures in a row"
-            self.opened[(name, cause)] += 1
+            self.opened[(name, "circuit opened")] += 1
+        if state.paused_until > paused:
+            self.opened[(name, "rate limited")] += 1
         return state

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
+import math
 import os
 import re
 import time
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from ..policy import Target
     from ..request import ChatRequest
     from ..truncation import Verdict
+
+_log = logging.getLogger("llmroute")
 
 __all__ = [
     "Adapter",
@@ -255,15 +259,41 @@ def malformed(error: BaseException, target: Target, secrets: tuple[str, ...]) ->
 
 
 def retry_after_seconds(headers: Mapping[str, str] | Any, now: float | None = None) -> float | None:
-    """The wait a provider asked for.
+    """The wait a provider asked for, trusted up to `MAX_WAIT_S` (60 s).
 
     In order: `retry-after-ms`; `retry-after` (seconds or an HTTP date); else the rate-limit reset
     headers — OpenAI's `x-ratelimit-reset-requests` / `-tokens` (durations like `12ms`, `6m0s`) and
     Anthropic's `anthropic-ratelimit-*-reset` (RFC 3339) — taking the longest, since every exhausted
     limit must reset before a retry can pass.
+
+    This is the one place provider-asked waits enter llmroute: a longer wait (`999999`, a date a year
+    out, a 277 h reset) is capped to `MAX_WAIT_S`, a non-finite one (`inf`, `nan`) is ignored, and
+    both are logged (warning, logger `llmroute`); unparseable values are ignored as before.
     """
     if headers is None:
         return None
+    asked = _asked_seconds(headers, now)
+    if asked is None:
+        return None
+    from ..cooldown import MAX_WAIT_S
+
+    if not math.isfinite(asked):
+        _log.warning("ignoring a non-finite provider wait (%s)", _wait_headers(headers))
+        return None
+    if asked > MAX_WAIT_S:
+        _log.warning(
+            "capping a provider wait of %.0fs to %.0fs (%s)", asked, MAX_WAIT_S, _wait_headers(headers)
+        )
+        return MAX_WAIT_S
+    return asked
+
+
+def _wait_headers(headers: Mapping[str, str] | Any) -> str:
+    names = ("retry-after", "retry-after-ms", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+    return ", ".join(f"{n}: {str(headers.get(n))[:40]}" for n in names if headers.get(n))
+
+
+def _asked_seconds(headers: Mapping[str, str] | Any, now: float | None) -> float | None:
     value = headers.get("retry-after-ms")
     if value:
         try:
