@@ -320,11 +320,11 @@ def plan(
         return fallback_result
     held = [Rejection(name, "Cooldown", blocked.describe()) for name, blocked in states.items()]
     if not errors:
-        from .providers.base import request_for
-
         soonest = min((b.seconds for b in states.values()), default=None)
         rejections = full + held or [Rejection(t.name, "Deadline", "no attempt fit") for t in targets]
-        raise NoCapacity(rejections, soonest, request_for(targets[0]) if targets else None)
+        first = targets[0] if targets else None
+        url = f"{first.deployment.base_url or first.provider.base_url}/chat/completions" if first else None
+        raise NoCapacity(rejections, soonest, url)
     final = errors[0] if len(errors) == 1 else AllTargetsFailed.of(errors)
     if held:
         final.add_note("targets not called again: " + "; ".join(f"{r.deployment}: {r.reason}" for r in held))

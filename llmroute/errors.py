@@ -217,7 +217,7 @@ class NoCapacity(NoRoute, openai.RateLimitError):
         self,
         rejections: Sequence[Rejection],
         retry_after: float | None = None,
-        request: httpx2.Request | None = None,
+        url: str | None = None,
     ) -> None:
         lines = "; ".join(f"{r.deployment}: {r.policy} ({r.reason})" for r in rejections)
         Exception.__init__(self, f"no deployment could take this call in time: {lines or 'no candidates'}")
@@ -225,8 +225,7 @@ class NoCapacity(NoRoute, openai.RateLimitError):
         headers = {"x-llmroute-local": "true"}
         if retry_after is not None:
             headers["retry-after"] = f"{max(0.0, retry_after):.3f}"
-        if request is None:
-            request = httpx2.Request("POST", "http://llmroute.local/chat/completions")
+        request = httpx2.Request("POST", url or "http://llmroute.local/chat/completions")
         self.message = str(self.args[0])
         self.request = request
         self.response = httpx2.Response(429, headers=headers, request=request)
