@@ -98,7 +98,8 @@ def test_fallback_yields_a_route_span_with_one_client_span_per_attempt(
     make_router: Any, emu: Emulator, otel: Otel
 ) -> None:
     emu.inject(Fault.server_error(500), provider="openai", times=3)  # every retry on gpt fails
-    router = make_router(fallbacks=["deepseek-v3.2"])
+    three = llmroute.RetryPolicy(stop=__import__("tenacity").stop_after_attempt(3))
+    router = make_router(fallbacks=["deepseek-v3.2"], retry=three)
     reply = router.chat.completions.create(model="gpt-5.4", messages=USER, max_tokens=200, temperature=0.5)
     assert reply.route.deployment == "ds"
 
@@ -265,7 +266,7 @@ def test_stream_closed_early_ends_the_call_as_cut(make_router: Any, otel: Otel) 
 async def test_async_router_nests_attempts_under_the_call(
     make_async_router: Any, emu: Emulator, otel: Otel
 ) -> None:
-    emu.inject(Fault.server_error(503), provider="openai", times=3)
+    emu.inject(Fault.server_error(503), provider="openai", times=4)  # every attempt on gpt fails
     router = make_async_router(fallbacks=["deepseek-v3.2"])
     replies = await asyncio.gather(
         router.chat.completions.create(model="gpt-5.4", messages=USER),
