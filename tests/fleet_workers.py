@@ -28,9 +28,9 @@ def _router(base_url: str, state: str | None, **kwargs: Any) -> Any:
     deployment = llmroute.Deployment(
         "d", model="m", provider="vllm", base_url=base_url, api_key=KEY, **kwargs.pop("limits", {})
     )
-    return llmroute.Router(
-        [deployment], models=[model()], state=state, retry=RetryPolicy(stop_after_attempt(1)), **kwargs
-    )
+    # deadline=1: refused here (NoCapacity) rather than waiting for a 60 s rate window to free up
+    retry = RetryPolicy(stop_after_attempt(1), deadline=1.0)
+    return llmroute.Router([deployment], models=[model()], state=state, retry=retry, **kwargs)
 
 
 def _wait(start_at: float) -> None:

@@ -122,9 +122,10 @@ def _router(emu: Emulator, link: RedisLink | str | None, *deployments: llmroute.
 
     from llmroute.engine import RetryPolicy
 
-    return llmroute.Router(
-        list(deployments), models=[model()], state=link, retry=RetryPolicy(stop_after_attempt(1)), **kw
-    )
+    # deadline=1: a call does not wait for a 60 s rate window to free up (it would, within the
+    # default 300 s deadline): it is refused here, with NoCapacity, which is what these tests count
+    retry = RetryPolicy(stop_after_attempt(1), deadline=1.0)
+    return llmroute.Router(list(deployments), models=[model()], state=link, retry=retry, **kw)
 
 
 def _deployment(emu: Emulator, name: str = "d", **limits: Any) -> llmroute.Deployment:
