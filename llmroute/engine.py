@@ -154,7 +154,7 @@ POLL_S = 0.01
 """How often a call waiting for a deployment's in-flight slot looks again (rate windows say exactly
 when they free up; a finishing call does not)."""
 
-FREE_RATE_LIMIT_WAITS = 5
+FREE_RATE_LIMIT_WAITS = 10
 """Per target and call, how many 429s that carried a Retry-After are waited out without using up
 one of the retry policy's attempts (the deadline bounds them too), when the policy retries at all."""
 
