@@ -105,13 +105,13 @@ class _Base:
           `llmroute.prefix`). On by default.
         - `load`: where in-flight counts, rate windows and provider headroom live (default: an
           in-memory `LoadTracker`; a shared `LoadStore` makes limits hold across processes).
-        - `state`: fleet mode, `"redis://host:port/db"` (or a `llmroute.fleet.RedisLink`): budgets
-          and client-side limits shared by every process given the same URL (docs/fleet.md).
+        - `state`: fleet mode, `"redis://host:port/db"` (or a `llmroute.fleet.RedisLink`): budgets,
+          client-side limits and cooldowns shared by every process given the same URL (docs/fleet.md).
         """
         if state is not None:
             from .fleet import shared
 
-            budgets, load = shared(state, budgets=budgets, load=load)
+            budgets, load, cooldowns = shared(state, budgets=budgets, load=load, cooldowns=cooldowns)
         self._core = RouterCore(
             deployments,
             catalog=catalog,

@@ -354,3 +354,54 @@ def test_all_keys_of_a_script_share_one_cluster_slot(emu: Emulator, redis: Redis
     router._core.budgets.status()
     assert len(slots) >= 3
     assert all(len(s) == 1 for s in slots)
+
+
+# -- 3. one breaker --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [True, False], ids=["redis", "in-process baseline"])
+def test_one_workers_evidence_protects_the_others(emu: Emulator, redis: RedisServer, state: bool) -> None:
+    """Worker A hits a quota error at deployment `bad` (evidence enough to close it off): worker B,
+    with its own connection, goes straight to the fallback and never calls `bad`; with in-process
+    cooldowns B pays for the same lesson."""
+    from llmroute.testing import Fault
+
+    emu.inject(Fault.quota(), provider="vllm", times=10)
+    first, second = (
+        _router(
+            emu,
+            RedisLink(redis.url) if state else None,
+            _deployment(emu, "bad"),
+            llmroute.Deployment(
+                "good",
+                model="m",
+                provider="openai",
+                base_url=emu.base_url("openai"),
+                api_key=KEY,
+                http_client=emu.http_client(),
+            ),
+            fallbacks=["good"],
+        )
+        for _ in range(2)
+    )
+    assert first.chat.completions.create(model="bad", messages=USER).route.deployment == "good"
+    assert second.chat.completions.create(model="bad", messages=USER).route.deployment == "good"
+    tried = [row.deployment for row in second.ledger]
+    assert tried == (["good"] if state else ["bad", "good"])
+
+
+def test_cooldown_state_round_trips_through_redis(redis: RedisServer) -> None:
+    """Whatever the breaker keeps (times, samples, streaks) reads back as written, in the reader's
+    own monotonic clock."""
+    from llmroute.cooldown import CooldownState
+    from llmroute.fleet.cooldowns import decode, encode
+
+    state = CooldownState()
+    for field in ("until", "paused_until"):
+        if hasattr(state, field):
+            setattr(state, field, 1234.5)
+    state.recent.extend([(1000.0, True), (1001.5, False)])
+    back = decode(encode(state, offset=5000.0), offset=4000.0)  # another process, another clock
+    assert back.until == 2234.5
+    assert list(back.recent) == [(2000.0, True), (2001.5, False)]
+    assert decode(encode(CooldownState(), 5000.0), 4000.0).until == 0.0  # "never" stays never

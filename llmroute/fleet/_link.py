@@ -89,16 +89,21 @@ class RedisLink:
     def run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a Lua script (cached by its text; EVALSHA, loaded once). Raises `Unavailable`."""
         with self._lock:
+            script = self._scripts.get(source)
+            if script is None:
+                script = self._scripts[source] = self.client.register_script(source)
+        return self.call(lambda client: script(keys=list(keys), args=list(args)))
+
+    def call(self, operation: Callable[[Any], Any]) -> Any:
+        """`operation(client)` behind the breaker. Raises `Unavailable`."""
+        with self._lock:
             if self._down:
                 if time.monotonic() < self._open_until or self._probing:
                     self.fallbacks += 1
                     raise Unavailable("breaker open")
                 self._probing = True
-            script = self._scripts.get(source)
-            if script is None:
-                script = self._scripts[source] = self.client.register_script(source)
         try:
-            result = script(keys=list(keys), args=list(args))
+            result = operation(self.client)
         except self._transient as e:
             self._fail(e)
             raise Unavailable(str(e)) from e
