@@ -38,7 +38,7 @@ def _tiktoken_env(session: nox.Session) -> dict[str, str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, against the built-in provider emulator (no network, no keys)."""
-    session.install("-e", ".[otel,redis,postgres]", *TEST_DEPS, *OTEL_TEST_DEPS)  # fleet: Redis, PostgreSQL
+    session.install("-e", ".[cli,otel,redis,postgres]", *TEST_DEPS, *OTEL_TEST_DEPS)  # fleet: Redis, PostgreSQL
     env = _tiktoken_env(session)
     session.run("pytest", "-q", *session.posargs, env=env)
 
