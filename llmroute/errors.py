@@ -472,7 +472,7 @@ def status_error_class(status: int, body: object | None) -> type[ProviderStatusE
 
 
 def default_retryability(error_class: type[ProviderError]) -> Retryability:
-    """PROVIDERS.md section 4: which failures are transient, which are the target's, which are fatal."""
+    """Which failures are transient, which are the target's, which are fatal (by error class)."""
     if issubclass(error_class, QuotaExhausted | PaymentRequired | AuthenticationFailed | PermissionDenied):
         return Retryability.NEXT_TARGET
     if issubclass(error_class, ModelNotFound | RequestTooLarge | ContextWindowExceeded):

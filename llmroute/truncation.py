@@ -1,7 +1,7 @@
 """Truncation verdicts: was this answer complete, or was it cut?
 
 `detect()` reads one response (its text, the normalised and raw stop reasons, and a few request facts)
-and returns a `Verdict`. Explicit signals come first (PROVIDERS.md section 3): a length stop, a content
+and returns a `Verdict`. Explicit signals come first (each provider's stop reasons): a length stop, a content
 filter, a refusal, a stream that ended without a finish reason. When the provider says it finished
 normally, heuristics look for *silent* truncation: an unclosed code fence, unbalanced brackets or
 quotes, JSON that does not parse, an answer that stops mid-sentence, an empty answer, an answer far

@@ -23,7 +23,7 @@ CACHE_LIFETIMES: Mapping[str, float] = {
     "llamacpp": 600.0,
     "ollama": 0.0,
 }
-"""Seconds a provider keeps a prefix after its last use, conservatively (PROVIDERS.md section 2):
+"""Seconds a provider keeps a prefix after its last use, conservatively (the providers' caching docs):
 OpenAI 5-10 minutes (24 h with `prompt_cache_retention="24h"`), Anthropic 5 minutes (1 h for 1h
 breakpoints, seen as 1h cache writes), DeepSeek's disk cache hours, vLLM/llama.cpp until evicted."""
 EXTENDED_RETENTION = 86_400.0
