@@ -38,7 +38,7 @@ def emulator(*argv: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(timeout=30)
+            proc.wait(timeout=90)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
@@ -76,7 +76,7 @@ def test_serves_until_stopped(argv: list[str], stop: signal.Signals) -> None:
         claude.close()
         assert message.content and message.usage.input_tokens > 0
         proc.send_signal(stop)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=90) == 0
         assert proc.stdout is not None and "stopped after 3 requests" in proc.stdout.read()
 
 
@@ -87,7 +87,7 @@ def test_faults_option() -> None:
         with client, pytest.raises(openai.InternalServerError):
             client.chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": "x"}])
         proc.terminate()
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=90) == 0
 
 
 def test_bad_options_exit_2() -> None:
