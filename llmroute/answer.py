@@ -72,7 +72,7 @@ def _estimated_usage(request: ChatRequest, call: Call, done: Completed) -> Usage
         for c in (message.tool_calls or [] if message is not None else [])
     )
     output = tokens.count_text(text + calls, call.target.api_name, encoding=call.target.model.tokenizer)
-    return Usage(prompt, output, estimated=True)
+    return Usage(prompt, output, estimated=True, raw=done.usage.raw)  # impossible numbers stay on record
 
 
 def _rejection(core: RouterCore, done: Completed) -> str | None:

@@ -27,10 +27,13 @@ Semantics at the limit (hard budgets), exactly:
   spend of the current period and `reserved` the estimates of calls admitted and still in flight.
   A call that brings the total exactly to the limit is admitted. All matching budgets are checked and
   reserved under one lock, all or nothing.
-- `settle` replaces the call's reservation by its actual cost. Actual costs can differ from estimates,
-  so spend can end above a limit, by at most the sum of (actual - estimate) over the calls admitted
-  while it was under it: with exact estimates, never. Once `spent` is at or past a limit, every call
-  with a positive estimate is refused; a zero estimate is refused only when `spent` is past the limit.
+- `settle` replaces the call's reservation by its actual cost. Spend never decreases: a negative
+  amount counts 0, and a row whose usage the provider reported impossibly (`Usage.suspect`: clamped
+  and flagged) is charged at least the reservation's estimate, so it cannot give a budget room.
+  Actual costs can differ from estimates, so spend can end above a limit, by at most the sum of
+  (actual - estimate) over the calls admitted while it was under it: with exact estimates, never.
+  Once `spent` is at or past a limit, every call with a positive estimate is refused; a zero
+  estimate is refused only when `spent` is past the limit.
 - `release` (or leaving the `with` block without settling) drops a reservation that billed nothing.
   Settling or releasing twice is a no-op. A reservation neither settled nor released within
   `reservation_ttl` seconds (an abandoned stream) is dropped and counted in `expired`.
@@ -410,14 +413,25 @@ class Reservation:
 
 
 def _amount(actual: Decimal | Cost | LedgerRow | None) -> Decimal | None:
-    if actual is None or isinstance(actual, Decimal):
-        return actual
-    if isinstance(actual, Cost):
-        return actual.total
-    cost = actual.cost
-    if cost is None:
-        return None if actual.usage.total_tokens else _ZERO  # a failed attempt that billed nothing
-    return cost.total
+    """What an attempt spent, never negative (spend only grows: a negative or NaN amount counts 0)."""
+    if actual is None:
+        return None
+    if isinstance(actual, Decimal):
+        amount = actual
+    elif isinstance(actual, Cost):
+        amount = actual.total
+    else:
+        cost = actual.cost
+        if cost is None:
+            return None if actual.usage.total_tokens else _ZERO  # a failed attempt that billed nothing
+        amount = cost.total
+    return amount if amount.is_finite() and amount > 0 else _ZERO
+
+
+def _suspect(actual: Decimal | Cost | LedgerRow | None) -> bool:
+    """A row whose usage the provider reported impossibly (`Usage.suspect`): its cost is a guess."""
+    usage = getattr(actual, "usage", None)
+    return usage is not None and usage.raw is not None
 
 
 class Budgets:
@@ -514,6 +528,8 @@ class Budgets:
         """Replace the reservation by the actual cost (a `Decimal`, a `Cost`, the attempt's
         `LedgerRow`, or None when unpriced). A no-op if already settled or released."""
         amount = _amount(actual)
+        if amount is not None and _suspect(actual):
+            amount = max(amount, reservation.amount)  # a suspect row never gives room back
         alerts: list[BudgetAlert] = []
         with self._lock:
             if reservation.done:
@@ -576,6 +592,8 @@ class Budgets:
         with self._lock:
             reservation = self._by_key.get(key)
             if reservation is not None and not reservation.done:
+                if amount is not None and _suspect(row):
+                    amount = max(amount, reservation.amount)  # a suspect row never gives room back
                 self._close(reservation)
                 now = self._clock()
                 for state in reservation._states:
@@ -667,6 +685,15 @@ class Budgets:
                     )
                 )
             return out
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (called by the router's reset, `llmroute._fork`): a free lock, and no
+        reservations of the parent's calls in flight at the fork (they will never settle here)."""
+        from ._fork import reinit_lock
+
+        reinit_lock(self._lock)
+        for reservation in list(self._open.values()):
+            self._close(reservation)
 
     @property
     def in_flight(self) -> int:

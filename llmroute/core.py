@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _fork
 from ._config_checks import IgnoredModelNotes, check_fallbacks
 from .balance import Balancer, LoadStore, LoadTracker, Ticket, WeightedRandom
 from .catalog import (
@@ -119,6 +120,10 @@ class RouterCore:
         self.telemetry = TELEMETRY  # OpenTelemetry spans and metrics: no-ops without a provider
         for name in self.fallbacks:
             self.resolve(name)  # unknown fallback names fail at construction, not at the first call
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        _fork.reset_core(self)  # fresh SDK clients, locks and in-flight state in a forked child
 
     # -- configuration ---------------------------------------------------------------------------
 

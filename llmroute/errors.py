@@ -39,10 +39,14 @@ Provider errors are instances of the matching `openai` exception classes, so exi
 real provider response (`response`, `status_code`, `request_id`, `body`), never an invented one, and
 llmroute's own facts: `provider`, `deployment`, `model`, `retryable` and `retry_after` (seconds the
 provider asked us to wait, if it said). API keys never appear in messages: adapters redact them.
+Pickling (a worker pool sending an error to its parent) carries what the error prints and no more:
+credential headers redacted, no request body, the response's content replaced by the redacted `body`.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -299,8 +303,16 @@ class ProviderError(LLMRouteError, openai.APIError):
         status = f" (status {self.status_code})" if self.status_code is not None else ""
         return f"{where}{status} {self.message}"
 
-    def __reduce__(self) -> tuple[Any, ...]:  # keep pickling from calling openai's __init__
-        return (_rebuild, (type(self), self.__dict__, self.args))
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle what the error prints, nothing more secret: the request and response travel with
+        their credential headers redacted, without the request body, and the response's content is
+        the (already redacted) `body`; key-shaped strings are redacted (`scrub`). Never calls
+        openai's `__init__`."""
+        state = {k: _scrubbed(v) for k, v in self.__dict__.items()}
+        request = state.get("request")
+        if isinstance(self.response, httpx2.Response):
+            state["response"] = _redacted_response(self.response, request, state.get("body"))
+        return (_rebuild, (type(self), state, tuple(_scrubbed(a) for a in self.args)))
 
 
 def _rebuild(cls: type[ProviderError], state: dict[str, Any], args: tuple[Any, ...]) -> ProviderError:
@@ -308,6 +320,78 @@ def _rebuild(cls: type[ProviderError], state: dict[str, Any], args: tuple[Any, .
     Exception.__init__(obj, *args)
     obj.__dict__.update(state)
     return obj
+
+
+_SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+        "openai-organization",
+        "openai-project",
+    }
+)
+_SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "apikey", "token", "access_token"})
+_KEY_SHAPES = re.compile(r"(?i)(bearer\s+)[^\s\"',]+|\b(sk-|sk_)[A-Za-z0-9_\-]{8,}")
+
+
+def scrub(text: str) -> str:
+    """`text` with key-shaped strings redacted (`Bearer ...`, `sk-...`): the last line of defence
+    for what an error carries out of the process (its pickle), after the adapters' own `redact`."""
+    return _KEY_SHAPES.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, httpx2.Request):
+        return _redacted_request(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
+def _redacted_headers(headers: Any) -> list[tuple[str, str]]:
+    return [
+        (name, "[redacted]" if name.lower() in _SECRET_HEADERS else scrub(value))
+        for name, value in headers.multi_items()
+    ]
+
+
+def _redacted_request(request: httpx2.Request) -> httpx2.Request:
+    url = request.url
+    if url.query:
+        params = [
+            (k, "[redacted]" if k.lower() in _SECRET_PARAMS else v) for k, v in url.params.multi_items()
+        ]
+        url = url.copy_with(params=params)
+    headers = [(k, v) for k, v in _redacted_headers(request.headers) if k.lower() != "content-length"]
+    return httpx2.Request(request.method, url, headers=headers)
+
+
+def _redacted_response(response: httpx2.Response, request: Any, body: Any) -> httpx2.Response:
+    if body is None:
+        content = b""
+    elif isinstance(body, str):
+        content = body.encode("utf-8", "backslashreplace")
+    else:
+        try:
+            content = json.dumps(body).encode()
+        except (TypeError, ValueError):
+            content = scrub(str(body)).encode("utf-8", "backslashreplace")
+    headers = [(k, v) for k, v in _redacted_headers(response.headers) if k.lower() != "content-length"]
+    if not isinstance(request, httpx2.Request):
+        try:
+            request = _redacted_request(response.request)
+        except RuntimeError:  # a response built without a request
+            request = None
+    return httpx2.Response(response.status_code, headers=headers, content=content, request=request)
 
 
 class ProviderStatusError(ProviderError, openai.APIStatusError):
@@ -505,6 +589,11 @@ class AllTargetsFailed(LLMRouteError, ExceptionGroup[ProviderError], openai.APIE
     def derive(self, excs: Sequence[ProviderError]) -> AllTargetsFailed:  # type: ignore[override]
         return AllTargetsFailed(self.message, excs)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its message and its errors (each redacted by its own `__reduce__`); the
+        request and response it shows are the last error's, rebuilt from it."""
+        return (_rebuild_group, (scrub(self.message), list(self.exceptions)))
+
     @classmethod
     def of(cls, errors: Sequence[ProviderError]) -> AllTargetsFailed:
         """Build the group, typed as the common `openai` class of the errors when they share one."""
@@ -518,6 +607,12 @@ class AllTargetsFailed(LLMRouteError, ExceptionGroup[ProviderError], openai.APIE
 
 
 _GROUP_CLASSES: dict[type[ProviderError], type[AllTargetsFailed]] = {}
+
+
+def _rebuild_group(message: str, errors: list[ProviderError]) -> AllTargetsFailed:
+    kinds = {type(e) for e in errors}
+    group_class = _group_class(kinds.pop()) if len(kinds) == 1 else AllTargetsFailed
+    return group_class(message, errors)
 
 
 def _group_class(kind: type[ProviderError]) -> type[AllTargetsFailed]:

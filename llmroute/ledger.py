@@ -10,6 +10,9 @@ columns (numbers in `array`s, repeated strings, hints, labels and prices interne
 row instead of about 1.1 KB as objects; reading (`rows`, iteration, `total`, `group_by`) rebuilds
 equal `LedgerRow` objects. A row built with `price=` instead of `cost=` computes its `Cost` when read,
 so neither the row nor the ledger holds four `Decimal`s per attempt.
+
+A row is appended whole: every value is converted and checked before the first column changes, so a
+row that cannot be kept (a number no column can hold) raises and leaves the ledger as it was.
 """
 
 from __future__ import annotations
@@ -186,6 +189,7 @@ class LedgerRow:
             "output_tokens": usage.output_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
             "usage_estimated": usage.estimated,
+            "usage_raw": usage.raw,
             "cost": str(cost.total) if cost is not None else None,
             "cost_uncached_input": str(cost.uncached_input) if cost is not None else None,
             "cost_cache_read": str(cost.cache_read) if cost is not None else None,
@@ -236,6 +240,7 @@ class LedgerRow:
             cache_write_1h_tokens=int(data.get("cache_write_1h_tokens") or 0),
             reasoning_tokens=int(data.get("reasoning_tokens") or 0),
             estimated=bool(data.get("usage_estimated")),
+            raw=data.get("usage_raw"),
         )
         ttft = data.get("ttft_s")
         status = data.get("status_code")
@@ -368,7 +373,7 @@ def _labels_key(labels: Mapping[str, str]) -> Any:
 
 
 _NAN = math.nan
-_STREAM, _ESTIMATED = 1, 2
+_STREAM, _ESTIMATED, _SUSPECT = 1, 2, 4
 _INTS = 9  # id, attempt, six token counts, status code (-1: none)
 _FLOATS = 3  # timestamp, latency, ttft (NaN: none)
 
@@ -393,6 +398,7 @@ class _Columns:
         "last_hints",
         "n",
         "odd_call_ids",
+        "raws",
         "request_ids",
         "signature",
     )
@@ -407,16 +413,20 @@ class _Columns:
         self.labels = array("I")
         self.call_ids = bytearray()
         self.odd_call_ids: dict[int, str] = {}
+        self.raws: dict[int, str] = {}  # `Usage.raw` of suspect rows (rare)
         self.request_ids: list[str | None] = []
         self.costs: dict[int, Cost] = {}  # rows given an explicit Cost (no price to recompute from)
         self.interner = _Interner()
         self.last_hints: tuple[Any, int] = (None, 0)
 
     def append(self, row: LedgerRow) -> None:
+        """Append one row whole, or raise and change nothing (every value is converted and checked
+        before the first column is touched: a failing append cannot shift the columns)."""
         n = self.n
         usage = row.usage
         status = row.status_code
-        self.ints.extend(
+        ints = array(
+            "q",
             (
                 row.id,
                 row.attempt,
@@ -427,11 +437,16 @@ class _Columns:
                 usage.cache_write_1h_tokens,
                 usage.reasoning_tokens,
                 -1 if status is None else status,
-            )
-        )
+            ),
+        )  # raises OverflowError/TypeError for a value a column cannot hold, before any change
         ttft = row.ttft_s
-        self.floats.extend((row.timestamp, row.latency_s, _NAN if ttft is None else ttft))
-        self.flags.append((_STREAM if row.stream else 0) | (_ESTIMATED if usage.estimated else 0))
+        floats = array("d", (row.timestamp, row.latency_s, _NAN if ttft is None else ttft))
+        raw = usage.raw
+        flags = (
+            (_STREAM if row.stream else 0)
+            | (_ESTIMATED if usage.estimated else 0)
+            | (_SUSPECT if raw is not None else 0)
+        )
         interner = self.interner
         price = row.price
         key = (
@@ -450,26 +465,33 @@ class _Columns:
         if code is None:  # keep `price` alive in the value, so its id() stays unique
             code = index[key] = len(interner.values)
             interner.values.append((*key[:-1], price))
-        self.signature.append(code)
         hints = row.hints
-        last, last_code = self.last_hints
+        last, hints_code = self.last_hints
         if hints is not last:  # attempts of one call share their hints object
-            last_code = interner.code_object(hints, _hints_key)
-            self.last_hints = (hints, last_code)
-        self.hints.append(last_code)
+            hints_code = interner.code_object(hints, _hints_key)
         labels = row.labels
-        self.labels.append(interner.code_object(labels, _labels_key) if labels else 0)
-        if price is None:
-            cost = row.cost
-            if cost is not None:
-                self.costs[n] = cost
+        labels_code = interner.code_object(labels, _labels_key) if labels else 0
+        cost = row.cost if price is None else None
         call_id = row.call_id
-        packed = _pack_call_id(call_id)
+        packed = _pack_call_id(call_id) if isinstance(call_id, str) else None
+        request_id = row.request_id
+        # Nothing below can fail: the row goes in whole.
+        self.ints.extend(ints)
+        self.floats.extend(floats)
+        self.flags.append(flags)
+        self.signature.append(code)
+        self.last_hints = (hints, hints_code)
+        self.hints.append(hints_code)
+        self.labels.append(labels_code)
+        if cost is not None:
+            self.costs[n] = cost
+        if raw is not None:
+            self.raws[n] = raw
         if packed is None:
             self.odd_call_ids[n] = call_id
             packed = _NO_ID
         self.call_ids += packed
-        self.request_ids.append(row.request_id)
+        self.request_ids.append(request_id)
         self.n = n + 1
 
     def row(self, i: int) -> LedgerRow:
@@ -494,7 +516,16 @@ class _Columns:
             model,
             served,
             values[self.hints[i]],
-            Usage(ints[2], ints[3], ints[4], ints[5], ints[6], ints[7], bool(flags & _ESTIMATED)),
+            Usage(
+                ints[2],
+                ints[3],
+                ints[4],
+                ints[5],
+                ints[6],
+                ints[7],
+                bool(flags & _ESTIMATED),
+                self.raws.get(i) if flags & _SUSPECT else None,
+            ),
             self.costs.get(i, _LAZY),
             latency,
             outcome,
@@ -544,11 +575,21 @@ class Ledger:
             store.attach(self)
 
     def record(self, row: LedgerRow) -> None:
-        """Append a row, then call each listener with it (on the calling thread)."""
+        """Append a row, then call each listener with it (on the calling thread). A listener that
+        raises does not keep the others from the row; the first error is raised after all ran.
+
+        With a store in its default mode (`SQLiteStore(durability="commit")`) the row is durable when
+        this returns (see `llmroute.store`)."""
         with self._lock:
-            self._columns.append(row)
+            self._columns.append(row)  # whole, or raises with nothing appended
+        failure: Exception | None = None
         for listener in self._listeners:
-            listener(row)
+            try:
+                listener(row)
+            except Exception as e:  # every listener still sees the row (a budget after a store)
+                failure = failure or e
+        if failure is not None:
+            raise failure
 
     def extend(self, rows: Iterable[LedgerRow], *, notify: bool = False) -> int:
         """Append many rows (loading a saved ledger); listeners are called only if `notify`."""

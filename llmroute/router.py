@@ -30,7 +30,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 from tenacity import stop_after_attempt
 
-from . import _sdkclient
+from . import _fork, _sdkclient
 from .answer import answer_flow
 from .balance import Balancer, LoadStore
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
@@ -61,6 +61,7 @@ _NO_USAGE = Usage()
 class _Base:
     _core: RouterCore
     chat: Any
+    _shadows: Any
 
     def __init__(
         self,
@@ -130,6 +131,12 @@ class _Base:
             cache_hints=cache_hints,
             load=load,
         )
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Background shadow calls of the parent do not exist in a forked child (`llmroute._fork`)."""
+        _fork.keep(self._shadows)
+        self._shadows = None if isinstance(self, Router) else set()
 
     @property
     def ledger(self) -> Ledger:
@@ -184,6 +191,8 @@ class _Base:
         clone._core = core
         clone.chat = type(self.chat)(clone)
         _sdkclient.copy_options(clone, timeout, max_retries, client_options)
+        _fork.track(core)
+        _fork.track(clone)
         return clone
 
     def __repr__(self) -> str:

@@ -5,18 +5,42 @@ store = SQLiteStore("llmroute.db")
 ledger = Ledger(store=store)            # or store.attach(ledger): every recorded row is saved
 router = llmroute.Router(deployments, ledger=ledger)
 ...
-store.close()                           # writes what is queued; raises StoreError if rows were lost
+store.close()                           # raises StoreError if rows were lost
 
 Ledger(SQLiteStore("llmroute.db").rows(since=dt.date(2026, 11, 1)))   # read back after a restart
 ```
 
-Writes are off the hot path: `record` only puts the row on a bounded queue; a background thread
-writes batches (one transaction per batch, `executemany`). When the queue is full the recording thread
-waits for room (`on_full="block"`, the default: back-pressure), or the row is dropped, counted in
-`lost` and logged at ERROR (`on_full="drop"`); `flush()` and `close()` raise `StoreError` whenever
-rows were lost, to a full queue or to a write that kept failing. At interpreter exit, queued rows
-are written (waiting up to 30 s; rows still unwritten are logged at ERROR). Rows are never dropped
-silently.
+Durability (`durability=`, see `Store` for the contract every store meets):
+
+- `"commit"` (the default): `put` returns once the row is committed. A call the router has returned
+  to its caller has its rows in the file, whatever happens to the process next (`kill -9`, SIGTERM,
+  a crash). Writers group-commit: the recording thread commits its own row; rows recorded by other
+  threads meanwhile wait for that commit and then go in the next one, together (one transaction for
+  all of them). In WAL mode with `synchronous="NORMAL"` a commit is a write into the WAL file, not an
+  fsync: it survives the process dying, not the machine losing power; `synchronous="FULL"` adds an
+  fsync per commit for that.
+- `"queued"`: `put` only queues the row; a background thread writes batches. Faster for bulk
+  recording, but rows still queued when the process is killed (`kill -9`) are lost. On SIGTERM (when
+  the application has no SIGTERM handler of its own, see below) and at interpreter exit, queued rows
+  are written first (waiting up to 30 s). When the queue is full the recording thread waits for room
+  (`on_full="block"`) or the row is dropped, counted in `lost` and logged at ERROR (`on_full="drop"`).
+
+Nothing is dropped silently and the writer never dies: a row whose text SQLite cannot take as is (a
+lone surrogate, a number too large for a column) is written with that value escaped
+(`"\\ud800"`, the number as text) and counted in `escaped`; a row that still cannot be written, or a
+batch that failed after retries (the file locked past `busy_timeout`, a full disk), is counted in
+`lost`, logged at ERROR, and `flush()` / `close()` raise `StoreError`. `flush(timeout)` and
+`close(timeout)` return (or raise) within their timeout whatever the writer is doing.
+
+SIGTERM: a store in `"queued"` mode installs a SIGTERM handler that writes the queued rows, then
+lets the signal do what it did before (the process ends, with the same exit status) — only when it
+is created in the main thread and SIGTERM still has its default action. An application with its own
+SIGTERM handler keeps it untouched; it should call `store.close()` (or `flush()`) in it. Commit mode
+needs no handler: what was acknowledged is already in the file.
+
+Fork: in a child process (gunicorn `--preload`, Celery prefork, `multiprocessing`), a store forgets
+the parent's connection, queue and writer thread (the parent writes what it had queued; the child
+never writes it twice) and opens its own on first use, with the same guarantee.
 
 SQLite in WAL mode with a busy timeout: several processes on one machine can write to the same file
 (each with its own `SQLiteStore`) while others read it. Costs are stored as decimal strings, so they
@@ -32,20 +56,24 @@ import functools
 import io
 import json
 import logging
+import os
+import signal
 import sqlite3
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import IO, Any, Literal, Self
 
+from . import _fork
 from .errors import LLMRouteError
 from .ledger import Ledger, LedgerRow, _jsonable, to_epoch
 
-__all__ = ["SQLiteStore", "StoreError", "export_csv", "export_jsonl", "read_jsonl"]
+__all__ = ["SQLiteStore", "Store", "StoreError", "export_csv", "export_jsonl", "read_jsonl"]
 
 log = logging.getLogger("llmroute.store")
 
@@ -74,6 +102,7 @@ COLUMNS = (
     "output_tokens",
     "reasoning_tokens",
     "usage_estimated",
+    "usage_raw",
     "cost",
     "cost_uncached_input",
     "cost_cache_read",
@@ -181,6 +210,7 @@ def _to_record(row: LedgerRow) -> tuple[Any, ...]:
         usage.output_tokens,
         usage.reasoning_tokens,
         int(usage.estimated),
+        usage.raw,
         *money,
         row.latency_s,
         row.ttft_s,
@@ -219,18 +249,143 @@ class StoreError(LLMRouteError):
     used after `close()`."""
 
 
-class SQLiteStore:
+class Store(ABC):
+    """Where ledger rows are kept beyond the process: the interface every store implements
+    (`SQLiteStore` here; a database server's store the same way).
+
+    The durability contract (what the router's callers rely on):
+
+    1. `put(row)` is the durability point. In a store's default mode, when `put` returns the row is
+       committed where it survives the recording process dying at any moment after (SIGKILL
+       included). The router calls it (through `Ledger.record`) before a call returns to its
+       caller, so a call the caller saw succeed has its row. A mode that only queues (faster, weaker)
+       must say so and must not be the default.
+    2. `put` never raises because of the row's content, and never raises because a write failed: a
+       value the backend cannot take as is is escaped and the row written (counted in `escaped`); a
+       row that still cannot be kept is counted in `lost` and logged at ERROR. It raises
+       `StoreError` only after `close()`.
+    3. A row is written at most once per `put`, whole (one transaction, never half a row).
+    4. `flush(timeout)` returns once every row put so far is written or counted lost, and raises
+       `StoreError` if any row was ever lost; it returns or raises within `timeout`. `close(timeout)`
+       flushes, stops listening to its ledgers and releases its resources, within `timeout`.
+    5. Safe to call from any thread; after `os.fork` the child must not reuse the parent's
+       connections or threads (`_after_fork_in_child` resets them; stores are registered for it by
+       `Store.__init__`), and nothing the parent put is written again by the child.
+    6. Reading (`iter_rows`, `count`) returns rows equal to the ones put (text escaped by rule 2
+       aside), in the order they were written.
+    """
+
+    written: int
+    """Rows this object wrote (in this process)."""
+    lost: int
+    """Rows this object could not keep; never silently (each one logged)."""
+    escaped: int
+    """Rows written with some value escaped (rule 2)."""
+
+    def __init__(self) -> None:
+        self._ledgers: list[Ledger] = []
+        _fork.track(self)
+
+    def attach(self, ledger: Ledger) -> None:
+        """Save every row recorded on `ledger` from now on."""
+        ledger.subscribe(self.put)
+        self._ledgers.append(ledger)
+
+    def detach(self, ledger: Ledger) -> None:
+        ledger.unsubscribe(self.put)
+        self._ledgers = [x for x in self._ledgers if x is not ledger]
+
+    @abstractmethod
+    def put(self, row: LedgerRow) -> None:
+        """Keep one row (the `Ledger.subscribe` listener); see the contract above."""
+
+    @abstractmethod
+    def write(self, rows: Iterable[LedgerRow]) -> int:
+        """Write rows now, in bulk (imports, tests); returns how many were written."""
+
+    @abstractmethod
+    def flush(self, timeout: float | None = None) -> None: ...
+
+    @abstractmethod
+    def close(self, timeout: float | None = 30.0) -> None: ...
+
+    @abstractmethod
+    def count(self) -> int: ...
+
+    @abstractmethod
+    def iter_rows(
+        self, *, since: float | Any = None, until: float | Any = None, chunk: int = 10_000
+    ) -> Iterator[LedgerRow]:
+        """Rows in the order they were written, `since` (inclusive) to `until` (exclusive) by
+        timestamp (epoch seconds, a datetime or a date; naive means UTC)."""
+
+    def _after_fork_in_child(self) -> None:  # noqa: B027  # a store without process state needs nothing
+        """Forget the parent's connections, threads, locks and queued rows (see rule 5)."""
+
+    def rows(self, *, since: float | Any = None, until: float | Any = None) -> list[LedgerRow]:
+        return list(self.iter_rows(since=since, until=until))
+
+    def load(self, ledger: Ledger | None = None, **bounds: Any) -> Ledger:
+        """The stored rows in a `Ledger` (a new one, or appended to `ledger` without notifying it)."""
+        target = ledger if ledger is not None else Ledger()
+        target.extend(self.iter_rows(**bounds))
+        return target
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _escape(value: Any) -> Any:
+    """A value SQLite can store, for one it refused: text with its unencodable characters escaped
+    (`\\ud800`), an integer beyond 64 bits as its digits, anything else as escaped text."""
+    if value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _INT64[0] <= value <= _INT64[1] else str(value)
+    if isinstance(value, bool):
+        return int(value)
+    text = value if isinstance(value, str) else str(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_TRANSIENT = (sqlite3.OperationalError,)
+"""Errors of the whole write (the file locked past the busy timeout, disk I/O, a full disk): the batch
+is retried. Every other error belongs to a row: that row is escaped, then written alone."""
+
+_RETRIES = 4
+_CHECKPOINT_EVERY = 200
+"""Commits between background WAL checkpoints in commit mode (a few hundred pages of WAL)."""
+_WAL_LIMIT_PAGES = 10_000
+"""WAL pages after which the writing connection checkpoints itself (the background fell behind)."""
+
+
+class SQLiteStore(Store):
     """A SQLite file that keeps ledger rows (see the module docstring).
 
-    - `batch_size`: rows per transaction; `queue_size`: rows waiting at most (then `on_full`).
+    - `durability`: `"commit"` (default; `put` returns once the row is committed) or `"queued"`
+      (a background thread writes batches; see the module docstring for what each guarantees).
+    - `synchronous`: SQLite's `synchronous` setting for writes: `"NORMAL"` (default; survives the
+      process dying) or `"FULL"` (also survives power loss, an fsync per commit).
+    - `batch_size`: rows per transaction at most; `queue_size`: rows waiting at most in queued mode
+      (then `on_full`).
     - `busy_timeout`: seconds to wait for another process's write lock before a write fails (a failed
-      batch is retried 3 times, then its rows count as lost and `flush`/`close` raise).
+      write is retried, then its rows count as lost and `flush`/`close` raise).
     """
 
     def __init__(
         self,
         path: str | Path,
         *,
+        durability: Literal["commit", "queued"] = "commit",
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         batch_size: int = 10_000,
         queue_size: int = 100_000,
         on_full: Literal["block", "drop"] = "block",
@@ -238,29 +393,56 @@ class SQLiteStore:
     ) -> None:
         if on_full not in ("block", "drop"):
             raise ValueError(f"on_full={on_full!r}: expected 'block' or 'drop'")
+        if durability not in ("commit", "queued"):
+            raise ValueError(f"durability={durability!r}: expected 'commit' or 'queued'")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous={synchronous!r}: expected 'NORMAL' or 'FULL'")
         self.path = Path(path)
+        self.durability = durability
+        self.synchronous = synchronous
         self.batch_size = batch_size
         self.on_full = on_full
         self.busy_timeout = busy_timeout
         self.queue_size = queue_size
+        self._closed = False
+        self._reset()
+        with contextlib.closing(self._connect()) as db:
+            db.executescript(_ddl())
+            _migrate(db)
+        super().__init__()
+        atexit.register(_flush_at_exit, weakref.ref(self))
+        if durability == "queued":
+            _install_sigterm_handler()
+
+    def _reset(self) -> None:
+        """Fresh process-local state: at construction, and in a forked child."""
+        self._done = threading.Condition(threading.RLock())  # guards everything below
+        self.written = 0
+        self.lost = 0
+        self.escaped = 0
+        self.last_error: BaseException | None = None
+        # commit mode: a group commit led by one recording thread at a time
+        self._db: sqlite3.Connection | None = None
+        self._waiting: list[LedgerRow] = []
+        self._issued = 0  # rows put so far (sequence numbers)
+        self._settled = 0  # rows [0, _settled) are written or counted lost
+        self._leading = False
+        # queued mode: a background writer
         self._buffer: deque[LedgerRow] = deque()
-        self._done = threading.Condition()  # guards the buffer and the counters below
         self._queued = 0
         self._handled = 0
         self._stopping = False
-        self.written = 0
-        """Rows written to the file by this object."""
-        self.lost = 0
-        """Rows that could not be kept (see the module docstring); never silently."""
-        self.last_error: BaseException | None = None
-        self._closed = False
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._ledgers: list[Ledger] = []
-        with contextlib.closing(self._connect()) as db:
-            db.executescript(_ddl())
-        ref = weakref.ref(self)
-        atexit.register(_flush_at_exit, ref)
+        # commit mode: WAL checkpoints off the recording threads
+        self._commits = 0
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_due = threading.Event()
+
+    def _after_fork_in_child(self) -> None:
+        db = self._db
+        if db is not None:
+            _fork.keep(db)  # the parent's connection: never used, never closed, here
+        self._reset()  # the parent's queued rows stay the parent's to write
 
     # -- connections ----------------------------------------------------------------------------------
 
@@ -272,7 +454,7 @@ class SQLiteStore:
         else:
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         return db
 
@@ -285,20 +467,68 @@ class SQLiteStore:
 
     # -- writing --------------------------------------------------------------------------------------
 
-    def attach(self, ledger: Ledger) -> None:
-        """Save every row recorded on `ledger` from now on."""
-        ledger.subscribe(self.put)
-        self._ledgers.append(ledger)
-
-    def detach(self, ledger: Ledger) -> None:
-        ledger.unsubscribe(self.put)
-        self._ledgers = [x for x in self._ledgers if x is not ledger]
-
     def put(self, row: LedgerRow) -> None:
-        """Queue one row for the writer thread (the `Ledger.subscribe` listener)."""
+        """Keep one row: committed before returning (`"commit"`), or queued (`"queued"`)."""
         if self._closed:
             raise StoreError(f"store {self.path} is closed; row {row.id} not kept")
-        if self._thread is None:
+        if self.durability == "commit":
+            self._commit(row)
+        else:
+            self._enqueue(row)
+
+    def _commit(self, row: LedgerRow) -> None:
+        """Group commit: the first thread to find no commit in progress writes every waiting row
+        (its own included) in one transaction; the others wait for the commit that holds theirs."""
+        done = self._done
+        with done:
+            number = self._issued
+            self._issued = number + 1
+            self._waiting.append(row)
+            while True:
+                if self._settled > number:
+                    return  # another thread's commit held this row
+                if not self._leading:
+                    break
+                done.wait()
+            self._leading = True
+            batch, self._waiting = self._waiting, []
+            upto = self._issued
+        try:
+            self._write_batch(batch)
+        finally:
+            with done:
+                self._leading = False
+                self._settled = upto
+                done.notify_all()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = self._connect()
+            if self.durability == "commit":
+                # A commit is then a write into the WAL and nothing more (15-50 us); copying the WAL
+                # back into the database (with an fsync) is the checkpointer thread's job. This
+                # connection checkpoints only if that thread falls far behind (a 40 MB WAL).
+                db.execute(f"PRAGMA wal_autocheckpoint={_WAL_LIMIT_PAGES}")
+            self._db = db
+        return self._db
+
+    def _committed(self) -> None:
+        """Count a commit; every `_CHECKPOINT_EVERY` wake the checkpointer (started on first use)."""
+        self._commits += 1
+        if self._commits % _CHECKPOINT_EVERY == 0:
+            thread = self._checkpointer
+            if thread is None or not thread.is_alive():
+                thread = self._checkpointer = threading.Thread(
+                    target=_checkpoint_loop,
+                    args=(weakref.ref(self), self._checkpoint_due),
+                    name="llmroute-store-checkpoint",
+                    daemon=True,
+                )
+                thread.start()
+            self._checkpoint_due.set()
+
+    def _enqueue(self, row: LedgerRow) -> None:
+        if self._thread is None or not self._thread.is_alive():
             self._start()
         buffer = self._buffer
         with self._done:
@@ -317,118 +547,206 @@ class SQLiteStore:
                 self._done.notify_all()  # the writer sleeps only on an empty buffer
 
     def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None:
+        with self._done:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="llmroute-store", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
-        db = self._connect()
         buffer = self._buffer
-        try:
-            while True:
+        while True:
+            with self._done:
+                while not buffer and not self._stopping:
+                    self._done.wait()
+                if not buffer:
+                    return
+                take = min(len(buffer), self.batch_size)
+                batch = [buffer.popleft() for _ in range(take)]
+                self._done.notify_all()  # room for producers waiting on a full buffer
+            try:
+                with self._leadership():
+                    self._write_batch(batch)
+            finally:
                 with self._done:
-                    while not buffer and not self._stopping:
-                        self._done.wait()
-                    if not buffer:
-                        return
-                    take = min(len(buffer), self.batch_size)
-                    batch = [buffer.popleft() for _ in range(take)]
-                    self._done.notify_all()  # room for producers waiting on a full buffer
-                self._write_batch(db, batch)
-        finally:
-            db.close()
+                    self._handled += len(batch)
+                    self._done.notify_all()
 
-    def _write_batch(self, db: sqlite3.Connection, batch: list[LedgerRow]) -> None:
+    def _write_batch(self, batch: list[LedgerRow]) -> int:
+        """Write `batch` in one transaction, with the rules of the module docstring; returns the rows
+        written. Never raises (but for KeyboardInterrupt and the like); accounts for every row in
+        `written` or `lost`. The caller holds `_leadership`."""
+        written = escaped = 0
         error: BaseException | None = None
         try:
-            records = [_to_record(row) for row in batch]
-        except Exception as e:  # a row that cannot be converted: say so, keep the others going
-            records, error = [], e
-        for attempt in range(4):
-            if not records:
-                break
-            try:
-                with db:
+            records: list[tuple[Any, ...]] = []
+            for row in batch:
+                try:
+                    records.append(_to_record(row))
+                except Exception as e:  # a row whose fields cannot even be read: nothing to write
+                    error = e
+                    log.error("ledger store %s: row %s LOST: %r", self.path, getattr(row, "id", "?"), e)
+            for attempt in range(_RETRIES):
+                try:
+                    written, escaped = self._insert(records)
+                    break
+                except _TRANSIENT as e:
+                    error = e
+                    self._drop_connection()
+                    if attempt + 1 < _RETRIES:
+                        time.sleep(0.05 * 2**attempt)
+        except Exception as e:  # the connection could not even be opened
+            error = e
+        finally:
+            lost = len(batch) - written
+            with self._done:
+                self.written += written
+                self.escaped += escaped
+                self.lost += lost
+                if lost:
+                    self.last_error = error
+        if lost:
+            log.error("ledger store %s: %d rows LOST: %r", self.path, lost, error)
+        return written
+
+    def _insert(self, records: list[tuple[Any, ...]]) -> tuple[int, int]:
+        """(rows written, of which escaped). Raises only `_TRANSIENT` errors (nothing written)."""
+        db = self._connection()
+        try:
+            with db:
+                if len(records) == 1:
+                    db.execute(_INSERT, records[0])
+                else:
                     db.executemany(_INSERT, records)
-                error = None
-                break
-            except sqlite3.Error as e:
-                error = e
-                time.sleep(0.05 * 2**attempt)
-        with self._done:
-            if error is None:
-                self.written += len(batch)
-            else:
-                self.lost += len(batch)
-                self.last_error = error
-            self._handled += len(batch)
-            self._done.notify_all()
-        if error is not None:
-            log.error("ledger store %s: %d rows LOST: %s", self.path, len(batch), error)
+            if self.durability == "commit":
+                self._committed()
+            return len(records), 0
+        except _TRANSIENT:
+            raise
+        except Exception:  # some row SQLite cannot take as is: go row by row, in one transaction
+            pass
+        written = escaped = 0
+        with db:
+            for record in records:
+                try:
+                    db.execute(_INSERT, record)
+                    written += 1
+                    continue
+                except _TRANSIENT:
+                    raise
+                except Exception as e:
+                    first = e
+                try:
+                    db.execute(_INSERT, tuple(_escape(v) for v in record))
+                    written += 1
+                    escaped += 1
+                    log.warning(
+                        "ledger store %s: row %s written with escaped values (%r)",
+                        self.path,
+                        record[0],
+                        first,
+                    )
+                except _TRANSIENT:
+                    raise
+                except Exception as e:
+                    self.last_error = e
+                    log.error("ledger store %s: row %s LOST: %r", self.path, record[0], e)
+        if self.durability == "commit":
+            self._committed()
+        return written, escaped
+
+    def _drop_connection(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):
+                db.close()
 
     def write(self, rows: Iterable[LedgerRow]) -> int:
-        """Write rows now, on this thread, in one transaction per batch (imports, tests)."""
+        """Write rows now, on this thread, in one transaction per `batch_size` rows (imports, tests),
+        with the same escaping and accounting as `put`. Returns the rows written."""
         count = 0
-        with contextlib.closing(self._connect()) as db:
-            batch: list[tuple[Any, ...]] = []
+        batch: list[LedgerRow] = []
+        with self._leadership():
             for row in rows:
-                batch.append(_to_record(row))
+                batch.append(row)
                 if len(batch) >= self.batch_size:
-                    with db:
-                        db.executemany(_INSERT, batch)
-                    count += len(batch)
+                    count += self._write_batch(batch)
                     batch = []
             if batch:
-                with db:
-                    db.executemany(_INSERT, batch)
-                count += len(batch)
-        self.written += count
+                count += self._write_batch(batch)
         return count
+
+    @contextlib.contextmanager
+    def _leadership(self) -> Iterator[None]:
+        """The exclusive use of the writing connection (group commits, the queued writer, `write`)."""
+        done = self._done
+        with done:
+            while self._leading:
+                done.wait()
+            self._leading = True
+        try:
+            yield
+        finally:
+            with done:
+                self._leading = False
+                done.notify_all()
 
     @property
     def pending(self) -> int:
-        """Rows queued and not yet written (or lost)."""
+        """Rows put and not yet written (or lost)."""
         with self._done:
-            return self._queued - self._handled
+            return (self._queued - self._handled) + (self._issued - self._settled)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until every queued row is written. Raises `StoreError` if any row was lost (ever), or
-        `TimeoutError` if the writer did not catch up in time."""
-        with self._done:
-            if not self._done.wait_for(lambda: self._handled >= self._queued, timeout):
-                raise TimeoutError(
-                    f"ledger store {self.path}: {self._queued - self._handled} rows still queued"
-                )
-        if self.lost:
+        """Wait until every row put so far is written (or lost). Raises `StoreError` if any row was
+        lost (ever), or `TimeoutError` if that did not happen within `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not _acquire(self._done, deadline):
+            raise TimeoutError(f"ledger store {self.path}: busy for {timeout}s")
+        try:
+            if self._thread is not None and not self._thread.is_alive() and self._queued > self._handled:
+                self._start()  # cannot happen (the writer never returns while rows wait): belt and braces
+            settled = self._done.wait_for(
+                lambda: self._handled >= self._queued and self._settled >= self._issued,
+                None if deadline is None else max(0.0, deadline - time.monotonic()),
+            )
+            if not settled:
+                raise TimeoutError(f"ledger store {self.path}: {self.pending} rows still not written")
+            lost, last = self.lost, self.last_error
+        finally:
+            self._done.release()
+        if lost:
             raise StoreError(
-                f"ledger store {self.path}: {self.lost} rows were lost"
-                + (f" (last error: {self.last_error})" if self.last_error else " (queue full)")
+                f"ledger store {self.path}: {lost} rows were lost"
+                + (f" (last error: {last!r})" if last else " (queue full)")
             )
 
-    def close(self) -> None:
-        """Write what is queued, stop the writer, stop listening. Raises `StoreError` if rows were lost."""
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write what is waiting, stop the writer, stop listening, release the connection, within
+        `timeout` seconds. Raises `StoreError` if rows were lost, `TimeoutError` if rows were still
+        unwritten at the deadline (they are not written later: the store is closed)."""
         if self._closed:
             return
+        deadline = None if timeout is None else time.monotonic() + timeout
         for ledger in list(self._ledgers):
             self.detach(ledger)
         try:
-            self.flush()
+            self.flush(timeout)
         finally:
             self._closed = True
-            if self._thread is not None:
-                with self._done:
+            thread = self._thread
+            if thread is not None:
+                if _acquire(self._done, deadline):
                     self._stopping = True
                     self._done.notify_all()
-                self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+                    self._done.release()
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            self._checkpoint_due.set()  # the checkpointer sees `_closed` and ends
+            if _acquire(self._done, deadline):
+                try:
+                    if not self._leading:
+                        self._drop_connection()
+                finally:
+                    self._done.release()
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -462,18 +780,52 @@ class SQLiteStore:
                 for record in records:
                     yield _from_record(record)
 
-    def rows(self, *, since: float | Any = None, until: float | Any = None) -> list[LedgerRow]:
-        return list(self.iter_rows(since=since, until=until))
 
-    def load(self, ledger: Ledger | None = None, **bounds: Any) -> Ledger:
-        """The stored rows in a `Ledger` (a new one, or appended to `ledger` without notifying it)."""
-        target = ledger if ledger is not None else Ledger()
-        target.extend(self.iter_rows(**bounds))
-        return target
+def _checkpoint_loop(ref: weakref.ref[SQLiteStore], due: threading.Event) -> None:
+    """A commit-mode store's WAL copied into the database in the background (PASSIVE: never blocks a
+    writer), so the WAL stays small though the writing connection never checkpoints. Holds the store
+    only weakly: ends when it is closed or collected."""
+    db: sqlite3.Connection | None = None
+    try:
+        while True:
+            woken = due.wait(1.0)
+            store = ref()
+            if store is None or store._closed:
+                return
+            if woken:
+                due.clear()
+                try:
+                    if db is None:
+                        db = store._connect()
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as e:  # busy, or the file went away: the next one will do
+                    log.debug("ledger store %s: checkpoint skipped: %r", store.path, e)
+            del store
+    finally:
+        if db is not None:
+            db.close()
+
+
+def _acquire(condition: threading.Condition, deadline: float | None) -> bool:
+    if deadline is None:
+        return condition.acquire()
+    return condition.acquire(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added since a file was created (`usage_raw`)."""
+    have = {record[1] for record in db.execute("PRAGMA table_info(ledger_rows)")}
+    for column in COLUMNS:
+        if column not in have:
+            kind = "INTEGER" if column in _INTEGER else "REAL" if column in _REAL else "TEXT"
+            with db:
+                db.execute(f'ALTER TABLE ledger_rows ADD COLUMN "{column}" {kind}')
 
 
 _EXIT_TIMEOUT = 30.0
 """Seconds the interpreter waits at exit for queued rows to be written (then says what was not)."""
+_SIGTERM_TIMEOUT = 10.0
+"""Seconds a SIGTERM waits for queued rows (container runtimes send SIGKILL after about 10 s)."""
 
 
 def _flush_at_exit(ref: weakref.ref[SQLiteStore]) -> None:
@@ -484,6 +836,35 @@ def _flush_at_exit(ref: weakref.ref[SQLiteStore]) -> None:
         store.flush(timeout=_EXIT_TIMEOUT)
     except Exception as e:  # at exit nobody can catch it: say it loudly
         log.error("ledger store %s at exit: %s", store.path, e)
+
+
+_sigterm_installed = False
+
+
+def _install_sigterm_handler() -> None:
+    """Flush queued stores on SIGTERM, only where that changes nothing else: in the main thread, and
+    only if SIGTERM still has its default action (an application's own handler is never replaced)."""
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        return
+    _sigterm_installed = True
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    for store in _fork.live(SQLiteStore):
+        if store.durability == "queued" and not store._closed:
+            try:
+                store.flush(timeout=_SIGTERM_TIMEOUT)
+            except Exception as e:
+                log.error("ledger store %s on SIGTERM: %s", store.path, e)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # then what SIGTERM did before: end the process
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 # -- export ----------------------------------------------------------------------------------------------

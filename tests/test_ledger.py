@@ -366,7 +366,7 @@ def test_several_processes_write_one_file(tmp_path: Path) -> None:
 
 
 def test_full_queue_blocks_by_default(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "l.db", queue_size=2, batch_size=1)
+    store = SQLiteStore(tmp_path / "l.db", durability="queued", queue_size=2, batch_size=1)
     ledger = Ledger(store=store)
     for _ in range(300):
         ledger.record(make_row())  # waits for room instead of dropping
@@ -375,13 +375,13 @@ def test_full_queue_blocks_by_default(tmp_path: Path) -> None:
 
 
 def test_full_queue_with_drop_loses_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SQLiteStore(tmp_path / "l.db", queue_size=2, on_full="drop")
+    store = SQLiteStore(tmp_path / "l.db", durability="queued", queue_size=2, on_full="drop")
     gate = threading.Event()
     real = store._write_batch
 
-    def stuck(db: Any, batch: list[LedgerRow]) -> None:
+    def stuck(batch: list[LedgerRow]) -> int:
         gate.wait()
-        real(db, batch)
+        return real(batch)
 
     monkeypatch.setattr(store, "_write_batch", stuck)
     errors: list[str] = []

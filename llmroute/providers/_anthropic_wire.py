@@ -14,7 +14,7 @@ from anthropic._constants import MODEL_NONSTREAMING_TOKENS
 from openai.types.completion_usage import CompletionTokensDetails, CompletionUsage, PromptTokensDetails
 
 from ..errors import InvalidRequest
-from ..usage import FinishReason, Usage
+from ..usage import FinishReason, Usage, reported_usage
 
 if TYPE_CHECKING:
     from ..policy import Target
@@ -439,7 +439,7 @@ def decode_usage(usage: Any) -> Usage:
         written = written_1h + _int(getattr(creation, "ephemeral_5m_input_tokens", 0))
     details = getattr(usage, "output_tokens_details", None)
     thinking = _int(getattr(details, "thinking_tokens", 0)) if details is not None else 0
-    return Usage(
+    return reported_usage(
         _int(getattr(usage, "input_tokens", 0)) + read + written,
         _int(getattr(usage, "output_tokens", 0)),
         cache_read_tokens=read,

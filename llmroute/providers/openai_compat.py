@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from .. import errors as E
 from ..response import FastChunk, RoutedChatCompletion
-from ..usage import FinishReason, Usage
+from ..usage import FinishReason, Usage, reported_usage
 from .base import (
     MALFORMED,
     AsyncChunkStream,
@@ -112,18 +112,18 @@ def decode_usage(usage: Any, carrier: Any, dialect: Dialect) -> Usage:
         hit = _int(getattr(usage, "prompt_cache_hit_tokens", 0))
         miss = getattr(usage, "prompt_cache_miss_tokens", None)
         total = hit + _int(miss) if miss is not None else _int(getattr(usage, "prompt_tokens", 0))
-        return Usage(total, output, cache_read_tokens=hit, reasoning_tokens=reasoning)
+        return reported_usage(total, output, cache_read_tokens=hit, reasoning_tokens=reasoning)
     if dialect.usage == "llamacpp":
         timings = getattr(carrier, "timings", None)
         if isinstance(timings, Mapping):
             cached, new = _int(timings.get("cache_n")), _int(timings.get("prompt_n"))
             output = output or _int(timings.get("predicted_n"))
-            return Usage(cached + new, output, cache_read_tokens=cached)
-        return Usage(_int(getattr(usage, "prompt_tokens", 0)), output)
+            return reported_usage(cached + new, output, cache_read_tokens=cached)
+        return reported_usage(_int(getattr(usage, "prompt_tokens", 0)), output)
     prompt_details = getattr(usage, "prompt_tokens_details", None)
     cached = _int(getattr(prompt_details, "cached_tokens", 0)) if prompt_details else 0
     written = _int(getattr(prompt_details, "cache_write_tokens", 0)) if prompt_details else 0
-    return Usage(
+    return reported_usage(
         _int(getattr(usage, "prompt_tokens", 0)),
         output,
         cache_read_tokens=cached,
