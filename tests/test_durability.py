@@ -213,7 +213,12 @@ def test_a_number_no_column_holds_is_kept_as_text(tmp_path: Path) -> None:
     assert [r.attempt for r in SQLiteStore(tmp_path / "l.db").rows()] == [10**20, 1]
 
 
-def test_a_route_hint_surrogate_reaches_the_store_through_the_router(tmp_path: Path) -> None:
+def test_a_route_hint_surrogate_is_refused_before_the_store_and_the_store_keeps_writing(
+    tmp_path: Path,
+) -> None:
+    """A lone surrogate in a route hint is bad input (docs/bad-input.md): refused before any network
+    call or row; the calls around it are written as usual. (Text that reaches the store with a
+    surrogate — a provider's answer — is escaped: the next test.)"""
     emu = Emulator(seed=2)
     store = SQLiteStore(tmp_path / "l.db")
     with emu.serve() as server:
@@ -225,14 +230,17 @@ def test_a_route_hint_surrogate_reaches_the_store_through_the_router(tmp_path: P
             ],
             ledger=Ledger(store=store),
         )
-        for task in ("\ud800", "fine", "\udfff again"):
-            router.chat.completions.create(
-                model="gpt-5.4", messages=[{"role": "user", "content": "hi"}], route={"task": task}
-            )
+        for task in ("\ud800", "fine", "\udfff again", "also fine"):
+            try:
+                router.chat.completions.create(
+                    model="gpt-5.4", messages=[{"role": "user", "content": "hi"}], route={"task": task}
+                )
+            except llmroute.InvalidRequest as e:
+                assert "route.task" in str(e)
         router.close()
     store.close(timeout=10)
     back = SQLiteStore(tmp_path / "l.db").rows()
-    assert [r.hints.task for r in back] == ["\\ud800", "fine", "\\udfff again"]
+    assert [r.hints.task for r in back] == ["fine", "also fine"]
 
 
 def test_a_served_model_with_a_surrogate_reaches_the_store(tmp_path: Path) -> None:

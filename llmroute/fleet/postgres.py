@@ -35,8 +35,9 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from .._ledger_records import _INTEGER, _JSON_COLUMNS, _REAL, COLUMNS, _from_record, _to_record
 from ..ledger import Ledger, LedgerRow, to_epoch
-from ..store import _INTEGER, _JSON_COLUMNS, _REAL, COLUMNS, StoreError, _from_record, _to_record
+from ..store import StoreError
 
 if TYPE_CHECKING:
     import psycopg
