@@ -476,7 +476,7 @@ def router_work(reply: Any, sizes: Sizes) -> MicroResult:
     import tracemalloc
 
     import llmroute
-    from llmroute.core import new_call_id, outcome_of
+    from llmroute.core import new_call_id
     from llmroute.engine import Attempt, drive, plan
     from llmroute.hinting import current_hints
     from llmroute.ledger import LedgerRow
@@ -523,7 +523,7 @@ def router_work(reply: Any, sizes: Sizes) -> MicroResult:
             call,
             request,
             usage=done.usage,
-            outcome=outcome_of(done.finish_reason),
+            outcome="truncated" if done.finish_reason in ("length", "content_filter") else "ok",
             started=started,
             finish=done.finish_reason,
             served_model=done.served_model,
