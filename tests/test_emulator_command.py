@@ -15,6 +15,10 @@ import openai
 import pytest
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def emulator(*argv: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     proc = subprocess.Popen(
@@ -23,6 +27,9 @@ def emulator(*argv: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # an ignored SIGINT is inherited across exec: if an earlier test left it ignored in this
+        # process, Ctrl-C would never reach the emulator (seen in the full suite, not alone)
+        preexec_fn=_default_sigint,  # noqa: PLW1509 (one signal call, no locks)
     )
     urls: dict[str, str] = {}
     try:
