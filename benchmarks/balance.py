@@ -19,7 +19,7 @@ from collections import Counter
 import openai
 
 import llmroute
-from llmroute.balance import LeastBusy
+from llmroute.routing.balance import LeastBusy
 from llmroute.testing import Emulator
 
 warnings.filterwarnings("ignore")

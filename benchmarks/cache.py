@@ -48,10 +48,10 @@ from decimal import Decimal
 from typing import Any
 
 import llmroute
-from llmroute.balance import Balancer, WeightedRandom
 from llmroute.policies import CacheAffinity, PrefixLabel
 from llmroute.policy import RouteContext
 from llmroute.prefix import PromptLayout, cache_report, lint_sequence
+from llmroute.routing.balance import Balancer, WeightedRandom
 from llmroute.testing import Emulator
 from llmroute.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, encoder_for
 
@@ -438,7 +438,7 @@ def affinity(prefixes: int, calls_each: int, seed: int) -> None:
 
 def rank_cost(iterations: int) -> None:
     from llmroute.hinting import RouteHints
-    from llmroute.ledger import LedgerRow
+    from llmroute.money.ledger import LedgerRow
     from llmroute.request import ChatRequest
     from llmroute.usage import Usage
 

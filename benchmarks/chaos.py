@@ -34,8 +34,8 @@ import openai
 from tenacity import wait_random_exponential
 
 import llmroute
-from llmroute.cooldown import Cooldowns
 from llmroute.policies import Residency
+from llmroute.routing.cooldown import Cooldowns
 from llmroute.testing import Emulator, Fault
 
 warnings.filterwarnings("ignore")

@@ -34,8 +34,8 @@ import openai
 from _common import EmulatorProcess, Summary, Table, header, interleave, machine, ratio, us
 
 import llmroute
-from llmroute.budget import Budget, Budgets
 from llmroute.fleet import RedisLink
+from llmroute.money.budget import Budget, Budgets
 
 warnings.filterwarnings("ignore")
 MESSAGES = [{"role": "user", "content": "Summarise the release notes."}]

@@ -41,10 +41,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from llmroute.budget import Budget, Budgets
 from llmroute.hinting import RouteHints
-from llmroute.ledger import Ledger, LedgerRow
-from llmroute.store import SQLiteStore
+from llmroute.money.budget import Budget, Budgets
+from llmroute.money.ledger import Ledger, LedgerRow
+from llmroute.money.store import SQLiteStore
 from llmroute.usage import Price, Usage
 
 PRICE = Price(input=Decimal("0.28"), output=Decimal("0.42"), cache_read=Decimal("0.028"), source="bench")

@@ -476,13 +476,13 @@ def router_work(reply: Any, sizes: Sizes) -> MicroResult:
     import tracemalloc
 
     import llmroute
-    from llmroute.core import new_call_id
-    from llmroute.engine import Attempt, drive, plan
     from llmroute.hinting import current_hints
-    from llmroute.ledger import LedgerRow
+    from llmroute.money.ledger import LedgerRow
     from llmroute.policy import RouteContext
     from llmroute.request import ChatRequest
     from llmroute.response import RoutedChatCompletion
+    from llmroute.routing.core import new_call_id
+    from llmroute.routing.engine import Attempt, drive, plan
 
     n = sizes.micro_number
     router = llmroute.Router([_deployment("http://127.0.0.1:9/openai/v1")])
@@ -512,7 +512,7 @@ def router_work(reply: Any, sizes: Sizes) -> MicroResult:
 
         return drive(plan(decision.targets, core.retry, available=core.available), attempt)
 
-    from llmroute.engine import Call
+    from llmroute.routing.engine import Call
 
     call = Call(target, 1, 1)
     started = time.perf_counter()

@@ -32,9 +32,8 @@ from collections.abc import Callable, Sequence
 
 import llmroute
 from llmroute.catalog import Deployment, default_catalog
-from llmroute.health import Health
 from llmroute.hinting import RouteHints
-from llmroute.ledger import Ledger, LedgerRow
+from llmroute.money.ledger import Ledger, LedgerRow
 from llmroute.policies import (
     Capabilities,
     Cheapest,
@@ -45,6 +44,7 @@ from llmroute.policies import (
 )
 from llmroute.policy import Chain, Policy, RouteContext, Target
 from llmroute.request import ChatRequest
+from llmroute.routing.health import Health
 from llmroute.tokens import TokenizerFallbackWarning, encoder_for
 from llmroute.usage import Usage
 

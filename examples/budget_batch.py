@@ -4,7 +4,7 @@ cleanly — the call that would cross it is refused before anything is sent."""
 from decimal import Decimal
 
 import llmroute
-from llmroute.budget import Budget, Budgets
+from llmroute.money.budget import Budget, Budgets
 from llmroute.testing import Emulator
 
 emu = Emulator()

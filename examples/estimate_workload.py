@@ -14,8 +14,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from llmroute.pricing import money
-from llmroute.whatif import TaskLoad, Workload, estimate_workload, load_workload
+from llmroute.money.pricing import money
+from llmroute.money.whatif import TaskLoad, Workload, estimate_workload, load_workload
 
 REVIEWS_CACHED = Workload(
     (TaskLoad("code_review", 1_000, 8_500, 400, cache_share=Decimal(1)),), "1,000 reviews"

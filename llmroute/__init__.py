@@ -99,9 +99,9 @@ _LAZY = {
     "Cost": "usage",
     "Price": "usage",
     "Usage": "usage",
-    "Ledger": "ledger",
-    "LedgerRow": "ledger",
-    "RetryPolicy": "engine",
+    "Ledger": "money.ledger",
+    "LedgerRow": "money.ledger",
+    "RetryPolicy": "routing.engine",
     "RouteHints": "hinting",
     "RouteInfo": "response",
     "RoutedChatCompletion": "response",
@@ -111,7 +111,6 @@ if TYPE_CHECKING:
     from . import error, errors
     from ._sdkclient import ResourceUnavailable
     from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
-    from .engine import RetryPolicy
     from .errors import (
         AllTargetsFailed,
         BudgetExceeded,
@@ -125,12 +124,13 @@ if TYPE_CHECKING:
         UnknownModel,
     )
     from .hinting import RouteHints, hints
-    from .ledger import Ledger, LedgerRow
     from .legacy import ChatCompletion, Completion, Embedding, Model
+    from .money.ledger import Ledger, LedgerRow
     from .policy import Chain, Choice, Decision, Policy, Requested, RouteContext, Target
     from .request import ChatRequest
     from .response import RoutedChatCompletion, RouteInfo
     from .router import AsyncRouter, Router
+    from .routing.engine import RetryPolicy
     from .usage import Cost, Price, Usage
 
 

@@ -75,8 +75,8 @@ def reset_core(core: Any) -> None:
     are dropped and recreated on first use; locks are freed; in-flight load and budget reservations of
     the parent's calls, which will never finish here, are forgotten. Health, cooldowns and settled
     spend are kept: they are facts about the providers and the account, true in the child too."""
-    from .balance import LoadTracker
-    from .cooldown import MemoryStore
+    from .routing.balance import LoadTracker
+    from .routing.cooldown import MemoryStore
 
     adapters = core._adapters
     keep(list(adapters.values()))

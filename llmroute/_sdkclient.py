@@ -35,7 +35,7 @@ from .usage import Usage
 
 if TYPE_CHECKING:
     from .catalog import Deployment
-    from .core import RouterCore
+    from .routing.core import RouterCore
 
 __all__ = ["NotRouted", "ResourceUnavailable", "client_options"]
 
@@ -259,9 +259,9 @@ def _usage(result: Any) -> Usage:
 
 
 def _record(router: Any, kwargs: Mapping[str, Any], started: float, result: Any, error: Any) -> None:
-    from .core import new_call_id
     from .hinting import RouteHints
-    from .ledger import LedgerRow
+    from .money.ledger import LedgerRow
+    from .routing.core import new_call_id
 
     core: RouterCore = router._core
     deployment: Deployment = router._llmroute_designated

@@ -11,7 +11,7 @@ llmroute estimate --input 80M --output 45M --model gpt-5.5 --model deepseek-v4-p
 
 Tables are drawn with `rich` when it is installed (`pip install llmroute[cli]`), else as plain aligned
 text; `--json` prints machine-readable output either way. `--db` reads a SQLite ledger written by
-`llmroute.store.SQLiteStore`; `--jsonl` reads an `export_jsonl` file.
+`llmroute.money.store.SQLiteStore`; `--jsonl` reads an `export_jsonl` file.
 
 Exit codes: 0 success; 1 the command failed (a missing or unreadable file, a file that is not what
 the option expects, a bad workload, catalog or price file, rows lost); 2 bad usage (unknown option,
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .catalog import Catalog
-    from .ledger import LedgerRow
-    from .pricing import PriceTable
-    from .reports import Stats
-    from .store import SQLiteStore
-    from .whatif import Repricing, Workload
+    from .money.ledger import LedgerRow
+    from .money.pricing import PriceTable
+    from .money.reports import Stats
+    from .money.store import SQLiteStore
+    from .money.whatif import Repricing, Workload
 
 __all__ = ["main"]
 
@@ -53,8 +53,8 @@ from ._cli_output import (
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("ledger source (one is required)")
-    source.add_argument("--db", metavar="PATH", help="a SQLite ledger (llmroute.store.SQLiteStore)")
-    source.add_argument("--jsonl", metavar="PATH", help="a JSONL export (llmroute.store.export_jsonl)")
+    source.add_argument("--db", metavar="PATH", help="a SQLite ledger (llmroute.money.store.SQLiteStore)")
+    source.add_argument("--jsonl", metavar="PATH", help="a JSONL export (llmroute.money.store.export_jsonl)")
     source.add_argument(
         "--dsn", metavar="URL", help="a PostgreSQL ledger (llmroute.fleet.postgres.PostgresStore)"
     )
@@ -86,7 +86,7 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _price_table(args: argparse.Namespace, catalog: Catalog) -> PriceTable | None:
-    from .pricing import PriceTable, load_price_changes
+    from .money.pricing import PriceTable, load_price_changes
 
     path = getattr(args, "prices", None)
     if not path:
@@ -106,15 +106,15 @@ def _load_rows(args: argparse.Namespace) -> list[LedgerRow]:
     bounds = {"since": args.since, "until": args.until}
     if args.dsn:
         from .fleet.postgres import read_rows
-        from .store import StoreError
+        from .money.store import StoreError
 
         try:
             return read_rows(args.dsn, **bounds)
         except (ImportError, StoreError) as e:
             raise _Failure(str(e)) from e
     if args.jsonl:
-        from .ledger import Ledger
-        from .store import read_jsonl
+        from .money.ledger import Ledger
+        from .money.store import read_jsonl
 
         try:
             rows = read_jsonl(args.jsonl)
@@ -122,13 +122,13 @@ def _load_rows(args: argparse.Namespace) -> list[LedgerRow]:
             raise _Failure(f"cannot read {args.jsonl}: {e.strerror or e}") from e
         except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
             raise _Failure(
-                f"{args.jsonl} is not a JSONL ledger export (llmroute.store.export_jsonl): "
+                f"{args.jsonl} is not a JSONL ledger export (llmroute.money.store.export_jsonl): "
                 f"{type(e).__name__}: {e}"
             ) from e
         return Ledger(rows).rows(**bounds)
     import sqlite3
 
-    from .store import SQLiteStore
+    from .money.store import SQLiteStore
 
     try:
         store = SQLiteStore.open_existing(args.db)
@@ -166,7 +166,7 @@ class _Failure(Exception):
 
 
 def _prices(args: argparse.Namespace) -> int:
-    from .pricing import PricePeriod, PriceTable
+    from .money.pricing import PricePeriod, PriceTable
 
     catalog = _catalog(args)
     known = sorted(p.name for p in catalog.providers())
@@ -246,7 +246,7 @@ def _opt(value: Decimal | None) -> str | None:
 
 
 def _stats_cells(s: Stats, wide: bool = True) -> list[str]:
-    from .pricing import money
+    from .money.pricing import money
 
     if not wide:
         return [
@@ -326,8 +326,8 @@ def _check_fields(by: Sequence[str]) -> None:
     """Every `--by` field (or `A+B` combination) names something a ledger row has."""
     import dataclasses
 
-    from .ledger import _HINT_FIELDS, LedgerRow
-    from .reports import DEFAULT_BREAKDOWNS
+    from .money.ledger import _HINT_FIELDS, LedgerRow
+    from .money.reports import DEFAULT_BREAKDOWNS
 
     own = {f.name for f in dataclasses.fields(LedgerRow)} | {
         n for n in dir(LedgerRow) if not n.startswith("_")
@@ -349,7 +349,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .reports import DEFAULT_BREAKDOWNS, breakdown, build_report
+    from .money.reports import DEFAULT_BREAKDOWNS, breakdown, build_report
 
     catalog = _catalog(args)
     _check_models(catalog, args.whatif or ())
@@ -364,8 +364,8 @@ def _report(args: argparse.Namespace) -> int:
     report = build_report(rows, by)
     whatifs = _whatifs(rows, args.whatif or (), catalog, prices)
     if args.html:
-        from .htmlreport import render_html
-        from .whatif import narrate
+        from .money.htmlreport import render_html
+        from .money.whatif import narrate
 
         story = (
             narrate(rows, args.whatif[0], catalog=catalog, prices=prices, period="These rows")
@@ -415,13 +415,13 @@ def _report(args: argparse.Namespace) -> int:
 def _whatifs(
     rows: list[LedgerRow], models: Sequence[str], catalog: Catalog, prices: PriceTable | None
 ) -> list[Repricing]:
-    from .whatif import reprice
+    from .money.whatif import reprice
 
     return [reprice(rows, m, catalog=catalog, prices=prices) for m in models]
 
 
 def _whatif_table(results: Sequence[Repricing]) -> None:
-    from .pricing import money
+    from .money.pricing import money
 
     rows = []
     for r in results:
@@ -455,7 +455,7 @@ def _parse_routes(items: Sequence[str]) -> dict[str, str]:
 
 
 def _whatif(args: argparse.Namespace) -> int:
-    from .whatif import narrate, reprice, reroute
+    from .money.whatif import narrate, reprice, reroute
 
     catalog = _catalog(args)
     routes = _parse_routes(args.route or ())
@@ -499,8 +499,8 @@ def _whatif(args: argparse.Namespace) -> int:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from .pricing import money
-    from .whatif import TaskLoad, Workload, estimate_workload, load_workload
+    from .money.pricing import money
+    from .money.whatif import TaskLoad, Workload, estimate_workload, load_workload
 
     catalog = _catalog(args)
     inline = args.input is not None or args.output is not None
@@ -654,7 +654,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         "report",
         help="cost, tokens, cache hits, latency and failures from a ledger",
         description="Cost, tokens, cache hits, latency and failures from a ledger (a SQLite file written "
-        "by llmroute.store.SQLiteStore or `llmroute demo --ledger`, or a JSONL export), in total and "
+        "by llmroute.money.store.SQLiteStore or `llmroute demo --ledger`, or a JSONL export), in total and "
         "broken down by model, task, day or any other field.",
     )
     _add_source(report)

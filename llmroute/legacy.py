@@ -158,7 +158,7 @@ def configure(name: str, value: Any) -> None:
 def _deployments() -> list[Any]:
     """The default router's deployments when a module-level setting is in use."""
     from .catalog import Deployment, default_catalog
-    from .config import env_config
+    from .routing.config import env_config
 
     key, base, org = (_settings[name] for name in SETTINGS)
     headers = {"OpenAI-Organization": org} if org else {}

@@ -34,9 +34,9 @@ from .hinting import RouteHints
 from .target import Choice, Target
 
 if TYPE_CHECKING:
-    from .health import Health
-    from .ledger import Ledger
+    from .money.ledger import Ledger
     from .request import ChatRequest
+    from .routing.health import Health
 
 __all__ = ["Chain", "Choice", "Decision", "Policy", "Requested", "RouteContext", "Step", "Target"]
 
@@ -236,7 +236,7 @@ class Requested(Policy):
 
 def _cheapest_first(targets: list[Target], ctx: RouteContext) -> list[Choice]:
     """`model="auto"` over the models wildcard deployments serve: cheapest estimated cost first."""
-    from .estimate import estimate_cost
+    from .money.estimate import estimate_cost
 
     costs = [(estimate_cost(ctx.request, t).cost, i, t) for i, t in enumerate(targets)]
     priced = sorted((c for c in costs if c[0] is not None), key=lambda c: (c[0], c[1]))

@@ -21,7 +21,7 @@ from pydantic import PrivateAttr
 from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
-    from .ledger import LedgerRow
+    from .money.ledger import LedgerRow
     from .policy import Decision
     from .truncation import Verdict
 

@@ -31,26 +31,26 @@ from openai.types.chat import ChatCompletionChunk
 from tenacity import stop_after_attempt
 
 from . import _fork, _sdkclient
-from .answer import answer_flow
-from .balance import Balancer, LoadStore
 from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
-from .cooldown import Cooldowns
-from .core import RouterCore, new_call_id
-from .engine import Attempt, Call, RetryPolicy, adrive, drive
 from .errors import BudgetExceeded, ConfigurationError, ProviderError
-from .health import Health
-from .ledger import Ledger, LedgerRow
+from .money.ledger import Ledger, LedgerRow
 from .policy import Decision, Policy
 from .providers.base import Completed
 from .request import ChatRequest
 from .resources import AsyncChat, Chat
 from .response import RoutedChatCompletion
+from .routing.answer import answer_flow
+from .routing.balance import Balancer, LoadStore
+from .routing.cooldown import Cooldowns
+from .routing.core import RouterCore, new_call_id
+from .routing.engine import Attempt, Call, RetryPolicy, adrive, drive
+from .routing.health import Health
 from .stream import AsyncRoutedStream, RoutedStream, _Settle
 from .usage import Usage
 
 if TYPE_CHECKING:
-    from .budget import Budgets
     from .fleet import RedisLink
+    from .money.budget import Budgets
     from .truncation import TruncationPolicy
 
 __all__ = ["AsyncRouter", "Router"]
@@ -99,7 +99,7 @@ class _Base:
           its client-side limits (`max_in_flight`, `rpm`, `tpm`) before moving on (default 0).
         - `truncation`: what to do with cut answers, per kind (default: `TruncationPolicy()` —
           return flagged, but move a content-filtered answer to the next target).
-        - `budgets`: spending limits (`llmroute.budget.Budgets`); a call whose estimated cost would
+        - `budgets`: spending limits (`llmroute.money.budget.Budgets`); a call whose estimated cost would
           cross a hard limit fails with `BudgetExceeded` before anything is sent.
         - `cache_hints`: give each attempt its provider's prompt-cache hints — Anthropic breakpoints
           where the request has none, an OpenAI `prompt_cache_key` from the stable prefix (see
@@ -161,7 +161,7 @@ class _Base:
     @classmethod
     def from_config(cls, path: str | Path, **overrides: Any) -> Self:
         """A router described by a TOML file (deployments, models, providers, policy by name)."""
-        from .config import load_config
+        from .routing.config import load_config
 
         return cls(**{**load_config(path), **overrides})
 
@@ -169,7 +169,7 @@ class _Base:
     def from_env(cls, **overrides: Any) -> Self:
         """A router for every provider whose API key is in the environment
         (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, `DEEPSEEK_API_KEY`, with their `*_BASE_URL`)."""
-        from .config import env_config
+        from .routing.config import env_config
 
         return cls(**{**env_config(), **overrides})
 

@@ -21,13 +21,13 @@ from .providers.base import request_for
 from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
-    from .core import RouterCore
-    from .engine import Call
-    from .ledger import LedgerRow
+    from .money.ledger import LedgerRow
     from .policy import Decision
     from .providers.base import AsyncChunkStream, ChunkStream
     from .request import ChatRequest
     from .response import RouteInfo
+    from .routing.core import RouterCore
+    from .routing.engine import Call
 
 __all__ = ["AsyncRoutedStream", "RoutedStream"]
 

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from weakref import WeakValueDictionary
 
 if TYPE_CHECKING:
-    from .ledger import LedgerRow
+    from .money.ledger import LedgerRow
     from .policy import Decision, Target
     from .request import ChatRequest
 

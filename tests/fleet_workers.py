@@ -23,7 +23,7 @@ def _router(base_url: str, state: str | None, **kwargs: Any) -> Any:
     from tenacity import stop_after_attempt
 
     import llmroute
-    from llmroute.engine import RetryPolicy
+    from llmroute.routing.engine import RetryPolicy
 
     deployment = llmroute.Deployment(
         "d", model="m", provider="vllm", base_url=base_url, api_key=KEY, **kwargs.pop("limits", {})
@@ -42,7 +42,7 @@ def budget_worker(
 ) -> dict[str, Any]:
     """Calls under one shared $LIMIT budget; returns what it spent and how many were refused."""
     import llmroute
-    from llmroute.budget import Budget, Budgets
+    from llmroute.money.budget import Budget, Budgets
 
     ledger = llmroute.Ledger()
     store = None

@@ -13,8 +13,8 @@ import pytest
 from conftest import CANARY_DEEPSEEK, USER, deployments
 
 import llmroute
-from llmroute.budget import Budget, Budgets
 from llmroute.errors import LOCAL_HEADER
+from llmroute.money.budget import Budget, Budgets
 from llmroute.policies import Cascade
 from llmroute.testing import Emulator
 

@@ -10,9 +10,9 @@ import pytest
 from conftest import USER
 
 import llmroute
-import llmroute.health
-from llmroute.balance import LeastBusy, LoadTracker, LowestLatency, MostHeadroom, WeightedRandom
+import llmroute.routing.health
 from llmroute.errors import NoCapacity
+from llmroute.routing.balance import LeastBusy, LoadTracker, LowestLatency, MostHeadroom, WeightedRandom
 from llmroute.testing import Emulator
 
 MODEL = llmroute.ModelSpec(
@@ -164,7 +164,7 @@ def test_slow_deployment_loses_traffic_and_wins_it_back() -> None:
         deployments,
         models=[MODEL],
         balancer=LowestLatency(explore=0.1),
-        health=llmroute.health.Health(half_life=2),
+        health=llmroute.routing.health.Health(half_life=2),
     )
     emu.set_latency("llamacpp", ttft=0.03)
     served = Counter(
@@ -189,7 +189,7 @@ def test_provider_headers_update_headroom() -> None:
     ticket, wait = load.admit(target, 0)
     assert ticket is None and wait == 2.0
     assert load.headroom(target) == 0.0
-    assert MostHeadroom().order([target], load, llmroute.health.Health()) == [target]
+    assert MostHeadroom().order([target], load, llmroute.routing.health.Health()) == [target]
 
 
 def test_router_stays_under_provider_limits_it_learns_from_headers(emu: Emulator) -> None:

@@ -20,9 +20,9 @@ from conftest import USER
 
 import llmroute
 from llmroute import errors as E
-from llmroute.balance import LoadTracker
-from llmroute.cooldown import MAX_WAIT_S, Cooldowns
 from llmroute.providers.base import retry_after_seconds
+from llmroute.routing.balance import LoadTracker
+from llmroute.routing.cooldown import MAX_WAIT_S, Cooldowns
 from llmroute.testing import Emulator, Fault
 
 REQ = httpx2.Request("POST", "http://test.invalid/v1/chat/completions")

@@ -15,11 +15,11 @@ from conftest import USER
 from test_ledger import make_row
 
 import llmroute
-from llmroute.budget import Budget, BudgetAlert, Budgets, CallFacts, OverBudget, Scope, SpendView
 from llmroute.catalog import default_catalog
 from llmroute.errors import BudgetExceeded, ConfigurationError
 from llmroute.hinting import RouteHints
-from llmroute.ledger import Ledger
+from llmroute.money.budget import Budget, BudgetAlert, Budgets, CallFacts, OverBudget, Scope, SpendView
+from llmroute.money.ledger import Ledger
 from llmroute.testing import Emulator
 
 D = Decimal
@@ -192,7 +192,7 @@ def test_soft_alert_once_per_period_and_soft_budgets_never_refuse(caplog: pytest
     clock.now += 86_400
     budgets.reserve(ann, None, D("0.6")).settle(D("0.6"))
     assert len(alerts) == 2  # again in the new day
-    with caplog.at_level(logging.WARNING, logger="llmroute.budget"):
+    with caplog.at_level(logging.WARNING, logger="llmroute.money.budget"):
         for _ in range(3):
             budgets.reserve(RouteHints(user="ann"), None, D("0")).settle(D("0.5"))  # soft: admits past it
     assert "user:ann" in caplog.text and "limit reached" in caplog.text
@@ -363,7 +363,7 @@ def test_router_refuses_the_call_that_would_cross_a_hard_limit_before_sending() 
     from conftest import USER
 
     import llmroute
-    from llmroute.budget import Budget, Budgets
+    from llmroute.money.budget import Budget, Budgets
     from llmroute.testing import Emulator
 
     emu = Emulator()
@@ -388,7 +388,7 @@ def test_router_budget_holds_under_threads() -> None:
     from conftest import USER
 
     import llmroute
-    from llmroute.budget import Budget, Budgets
+    from llmroute.money.budget import Budget, Budgets
     from llmroute.testing import Emulator
 
     emu = Emulator()

@@ -13,7 +13,7 @@ from conftest import reconcile_ledger
 from tenacity import wait_none
 
 import llmroute
-from llmroute.cooldown import Cooldowns
+from llmroute.routing.cooldown import Cooldowns
 from llmroute.testing import Emulator, Fault
 
 CALLS = 2_000

@@ -15,9 +15,9 @@ import pytest
 from conftest import USER
 
 from llmroute.cli import main
-from llmroute.ledger import Ledger
-from llmroute.pricing import money
-from llmroute.store import SQLiteStore, export_jsonl
+from llmroute.money.ledger import Ledger
+from llmroute.money.pricing import money
+from llmroute.money.store import SQLiteStore, export_jsonl
 from llmroute.testing import Emulator, Fault
 
 D = Decimal

@@ -16,8 +16,8 @@ from conftest import USER
 
 from llmroute import __version__
 from llmroute.cli import main
-from llmroute.ledger import Ledger
-from llmroute.store import SQLiteStore
+from llmroute.money.ledger import Ledger
+from llmroute.money.store import SQLiteStore
 
 
 @pytest.fixture

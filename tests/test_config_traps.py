@@ -31,7 +31,7 @@ def test_fallbacks_with_a_custom_policy_are_refused(make_router: Any) -> None:
 
 
 def test_config_file_policy_with_fallbacks(tmp_path: Any, emu: Emulator) -> None:
-    from llmroute.config import load_config
+    from llmroute.routing.config import load_config
 
     path = tmp_path / "llmroute.toml"
     path.write_text(
@@ -91,7 +91,7 @@ def test_auto_on_from_env_picks_the_cheapest(monkeypatch: pytest.MonkeyPatch) ->
             reply = router.chat.completions.create(model="auto", messages=USER)
             targets = reply.route.decision.targets
             costs = [
-                llmroute.estimate.estimate_cost(
+                llmroute.money.estimate.estimate_cost(
                     router._core.prepare({"model": "auto", "messages": USER})[0], t
                 ).cost
                 for t in targets

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmroute.cli import main
-from llmroute.store import SQLiteStore
+from llmroute.money.store import SQLiteStore
 
 
 def test_demo_ledger_feeds_report_and_whatif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,7 +50,7 @@ def test_the_configuration_reference_parses() -> None:
     """The TOML in docs/configuration.md is a valid config file (keys are checked strictly)."""
     import tomllib
 
-    from llmroute.config import config_from_data
+    from llmroute.routing.config import config_from_data
 
     (block,) = re.findall(
         r"^```toml\n(.*?)^```", (ROOT / "docs" / "configuration.md").read_text(), re.M | re.S

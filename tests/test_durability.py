@@ -30,17 +30,17 @@ from hypothesis import strategies as st
 from tenacity import stop_after_attempt
 
 import llmroute
-from llmroute.budget import Budget, Budgets
 from llmroute.hinting import RouteHints
-from llmroute.ledger import Ledger, LedgerRow
-from llmroute.store import SQLiteStore, StoreError
+from llmroute.money.budget import Budget, Budgets
+from llmroute.money.ledger import Ledger, LedgerRow
+from llmroute.money.store import SQLiteStore, StoreError
 from llmroute.testing import Emulator
 from llmroute.usage import MAX_TOKENS, Cost, Price, Usage, reported_usage
 
 _CHILD = r"""
 import sys, threading
 import llmroute
-from llmroute.store import SQLiteStore
+from llmroute.money.store import SQLiteStore
 
 base_url, path, threads, durability = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 store = SQLiteStore(path, durability=durability)
@@ -132,7 +132,7 @@ def test_an_application_sigterm_handler_is_kept(tmp_path: Path) -> None:
     """A queued store installs its SIGTERM handler only over the default action."""
     script = (
         "import signal, sys\n"
-        "from llmroute.store import SQLiteStore\n"
+        "from llmroute.money.store import SQLiteStore\n"
         "def mine(signum, frame): pass\n"
         "signal.signal(signal.SIGTERM, mine)\n"
         f"SQLiteStore({str(tmp_path / 'a.db')!r}, durability='queued')\n"
@@ -142,7 +142,7 @@ def test_an_application_sigterm_handler_is_kept(tmp_path: Path) -> None:
         "print(signal.getsignal(signal.SIGTERM).__module__)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["True", "llmroute.store"]
+    assert out.split() == ["True", "llmroute.money.store"]
 
 
 # -- the writer never dies ---------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_failed_writes_are_counted_and_flush_and_close_are_bounded(
     timeout."""
     path = tmp_path / "l.db"
     store = SQLiteStore(path, durability="queued", busy_timeout=0.05)
-    monkeypatch.setattr("llmroute.store._RETRIES", 2)
+    monkeypatch.setattr("llmroute.money.store._RETRIES", 2)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
     try:

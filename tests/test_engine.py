@@ -9,8 +9,8 @@ from tenacity import stop_after_attempt, wait_fixed
 
 from llmroute import errors as E
 from llmroute.catalog import Deployment, ModelSpec, ProviderSpec
-from llmroute.engine import Attempt, Call, RetryPolicy, Sleep, plan
 from llmroute.policy import Target
+from llmroute.routing.engine import Attempt, Call, RetryPolicy, Sleep, plan
 
 REQ = httpx2.Request("POST", "http://test.invalid/v1/chat/completions")
 PROVIDER = ProviderSpec("p", "openai", "http://test.invalid/v1", jurisdiction="US")

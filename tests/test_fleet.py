@@ -20,8 +20,8 @@ from fleet_servers import RedisServer, free_port, redis_server
 from fleet_workers import KEY, LIMIT, MAX_TOKENS, USER, model
 
 import llmroute
-from llmroute.budget import Budget, Budgets
 from llmroute.fleet import RedisLink
+from llmroute.money.budget import Budget, Budgets
 from llmroute.testing import Emulator
 
 WORKERS = 4
@@ -56,7 +56,7 @@ def _billed(emu: Emulator) -> Decimal:
 
 def _estimate(emu: Emulator) -> Decimal:
     """The largest estimate the router reserves for one call of these tests."""
-    from llmroute.estimate import estimate_cost
+    from llmroute.money.estimate import estimate_cost
     from llmroute.request import ChatRequest
 
     router = llmroute.Router(
@@ -120,7 +120,7 @@ def test_processes_share_one_rpm_limit(emu: Emulator, served: str, redis: RedisS
 def _router(emu: Emulator, link: RedisLink | str | None, *deployments: llmroute.Deployment, **kw: Any) -> Any:
     from tenacity import stop_after_attempt
 
-    from llmroute.engine import RetryPolicy
+    from llmroute.routing.engine import RetryPolicy
 
     # deadline=1: a call does not wait for a 60 s rate window to free up (it would, within the
     # default 300 s deadline): it is refused here, with NoCapacity, which is what these tests count
@@ -393,8 +393,8 @@ def test_one_workers_evidence_protects_the_others(emu: Emulator, redis: RedisSer
 def test_cooldown_state_round_trips_through_redis(redis: RedisServer) -> None:
     """Whatever the breaker keeps (times, samples, streaks) reads back as written, in the reader's
     own monotonic clock."""
-    from llmroute.cooldown import CooldownState
     from llmroute.fleet.cooldowns import decode, encode
+    from llmroute.routing.cooldown import CooldownState
 
     state = CooldownState()
     for field in ("until", "paused_until"):

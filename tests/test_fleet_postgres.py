@@ -15,8 +15,8 @@ from fleet_servers import postgres_server, redis_server
 from test_fleet import WORKERS, _billed, _estimate, _fleet
 
 import llmroute
-from llmroute.ledger import LedgerRow
-from llmroute.store import SQLiteStore, StoreError
+from llmroute.money.ledger import LedgerRow
+from llmroute.money.store import SQLiteStore, StoreError
 from llmroute.testing import Emulator
 
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import CANARY_OPENAI
 
 import llmroute
-from llmroute.store import SQLiteStore
+from llmroute.money.store import SQLiteStore
 from llmroute.testing import Emulator
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

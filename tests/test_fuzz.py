@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import llmroute
-from llmroute.budget import Budget, Budgets
-from llmroute.cooldown import Cooldowns
 from llmroute.legacy import reset_default_router, set_default_router
+from llmroute.money.budget import Budget, Budgets
+from llmroute.routing.cooldown import Cooldowns
 from llmroute.stream import AsyncRoutedStream, RoutedStream
 from llmroute.testing import Emulator
 

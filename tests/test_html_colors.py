@@ -15,7 +15,7 @@ import pytest
 
 from llmroute.cli import main
 from llmroute.demo.fleet import MODELS
-from llmroute.htmlreport import Colors, nice_ticks
+from llmroute.money.htmlreport import Colors, nice_ticks
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-DEFERRED = ("tomllib", "anthropic", "tiktoken", "sqlite3", "llmroute.store", "llmroute.budget")
+DEFERRED = ("tomllib", "anthropic", "tiktoken", "sqlite3", "llmroute.money.store", "llmroute.money.budget")
 
 
 def test_router_import_defers_what_construction_and_calls_need() -> None:

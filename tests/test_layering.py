@@ -29,13 +29,12 @@ VOCABULARY = {
 }
 """The shared words: every other part may use them; they use nothing above themselves."""
 
-MONEY = tuple(
-    f"llmroute.{m}"
-    for m in ("ledger", "budget", "pricing", "reports", "whatif", "estimate", "store", "htmlreport")
-)
+MONEY = ("llmroute.money",)
 """The ledger, budgets, prices, reports, what-if, estimates and stores."""
 
 ROUTING_POLICIES = ("llmroute.policy", "llmroute.policies")
+ROUTING = "llmroute.routing"
+"""The routing core: configuration, engine, balancing, breakers, health and the attempt loop."""
 ADAPTERS = ("llmroute.providers",)
 SDKS = ("openai", "anthropic", "httpx", "httpx2", "aiohttp")
 TOOLS = ("llmroute.testing", "llmroute.cli", "llmroute._cli_output", "llmroute.demo")
@@ -138,7 +137,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read() -> None:
     # a broken reader would pass every rule below: check it sees edges we know are there
-    assert "llmroute.errors" in GRAPH["llmroute.core"]
+    assert "llmroute.errors" in GRAPH["llmroute.routing.core"]
     assert "openai" in GRAPH["llmroute.errors"]
     assert "llmroute.testing._engine" in GRAPH["llmroute.testing._core"]
 
@@ -159,20 +158,26 @@ def test_vocabulary_imports_nothing_above_it(module: str) -> None:
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, (*MONEY, *ROUTING_POLICIES))))
 def test_policies_and_money_never_touch_adapters_or_sdks(module: str) -> None:
-    bad = {t for t in GRAPH[module] if _under(t, (*ADAPTERS, *SDKS, "llmroute.router", "llmroute.core"))}
+    bad = {
+        t for t in GRAPH[module] if _under(t, (*ADAPTERS, *SDKS, "llmroute.router", "llmroute.routing.core"))
+    }
     assert bad == set(), f"{module} imports {sorted(bad)}"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, MONEY)))
 def test_money_does_not_depend_on_routing(module: str) -> None:
-    bad = {t for t in GRAPH[module] if _under(t, (*ROUTING_POLICIES, "llmroute.engine", "llmroute.balance"))}
+    bad = {
+        t
+        for t in GRAPH[module]
+        if _under(t, (*ROUTING_POLICIES, "llmroute.routing.engine", "llmroute.routing.balance"))
+    }
     assert bad == set(), f"{module} imports {sorted(bad)}"
 
 
 def test_the_engine_does_no_io() -> None:
-    engine = GRAPH["llmroute.engine"]
-    bad = {t for t in engine if _under(t, (*ADAPTERS, *SDKS, "socket", "sqlite3", "llmroute.store"))}
-    assert bad == set(), f"llmroute.engine imports {sorted(bad)}"
+    engine = GRAPH["llmroute.routing.engine"]
+    bad = {t for t in engine if _under(t, (*ADAPTERS, *SDKS, "socket", "sqlite3", "llmroute.money.store"))}
+    assert bad == set(), f"llmroute.routing.engine imports {sorted(bad)}"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if not _under(m, TOOLS)))
@@ -186,3 +191,19 @@ def test_no_module_over_800_lines(module: str) -> None:
     path, _ = MODULES[module]
     lines = len(path.read_text().splitlines())
     assert lines <= 800, f"{path.relative_to(ROOT)} has {lines} lines"
+
+
+SURFACE = (
+    "llmroute.router",
+    "llmroute.resources",
+    "llmroute.stream",
+    "llmroute.legacy",
+    "llmroute._sdkclient",
+)
+"""The drop-in surface: the OpenAI-shaped clients built on the routing core."""
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, (ROUTING, *MONEY))))
+def test_routing_and_money_never_import_the_surface(module: str) -> None:
+    bad = {t for t in GRAPH[module] if _under(t, SURFACE)}
+    assert bad == set(), f"{module} imports {sorted(bad)}"

@@ -23,9 +23,9 @@ from conftest import USER
 import llmroute
 from llmroute.catalog import default_catalog
 from llmroute.hinting import RouteHints
-from llmroute.ledger import Ledger, LedgerRow
+from llmroute.money.ledger import Ledger, LedgerRow
+from llmroute.money.store import SQLiteStore, StoreError, export_csv, export_jsonl, read_jsonl
 from llmroute.providers.openai_compat import DIALECTS, decode_usage
-from llmroute.store import SQLiteStore, StoreError, export_csv, export_jsonl, read_jsonl
 from llmroute.testing import Emulator
 from llmroute.usage import Cost, Price, Usage
 
@@ -318,8 +318,8 @@ _WRITER = """
 import sys, uuid
 from decimal import Decimal
 from llmroute.hinting import RouteHints
-from llmroute.ledger import Ledger, LedgerRow
-from llmroute.store import SQLiteStore
+from llmroute.money.ledger import Ledger, LedgerRow
+from llmroute.money.store import SQLiteStore
 from llmroute.usage import Price, Usage
 
 price = Price(input=Decimal("0.28"), output=Decimal("0.42"), cache_read=Decimal("0.028"))
@@ -387,7 +387,7 @@ def test_full_queue_with_drop_loses_loudly(tmp_path: Path, monkeypatch: pytest.M
     errors: list[str] = []
     handler = logging.Handler(logging.ERROR)
     handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("llmroute.store").addHandler(handler)
+    logging.getLogger("llmroute.money.store").addHandler(handler)
     ledger = Ledger(store=store)
     try:
         for _ in range(10):
@@ -398,7 +398,7 @@ def test_full_queue_with_drop_loses_loudly(tmp_path: Path, monkeypatch: pytest.M
         assert len(errors) == store.lost and "LOST" in errors[0]
     finally:
         gate.set()
-        logging.getLogger("llmroute.store").removeHandler(handler)
+        logging.getLogger("llmroute.money.store").removeHandler(handler)
     with pytest.raises(StoreError, match="rows were lost"):
         store.flush()
     assert store.written + store.lost == 10
@@ -409,7 +409,7 @@ def test_full_queue_with_drop_loses_loudly(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_failed_writes_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import llmroute.store as store_module
+    import llmroute.money.store as store_module
 
     monkeypatch.setattr("time.sleep", lambda s: None)  # the writer retries without waiting
     store = SQLiteStore(tmp_path / "l.db")

@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from llmroute.catalog import Deployment, ModelSpec, ProviderSpec, default_catalog, unpriced_model
 from llmroute.errors import ConfigurationError, NoRoute
-from llmroute.estimate import DEFAULT_OUTPUT_TOKENS, estimate_cost, estimate_prompt_tokens
-from llmroute.health import Health
 from llmroute.hinting import RouteHints
-from llmroute.ledger import LedgerRow
+from llmroute.money.estimate import DEFAULT_OUTPUT_TOKENS, estimate_cost, estimate_prompt_tokens
+from llmroute.money.ledger import LedgerRow
 from llmroute.policies import (
     Budget,
     Capabilities,
@@ -42,6 +41,7 @@ from llmroute.policies import (
 )
 from llmroute.policy import Chain, Decision, Policy, Requested, RouteContext, Step, Target, _run
 from llmroute.request import ChatRequest
+from llmroute.routing.health import Health
 from llmroute.testing import Emulator
 from llmroute.tokens import TokenizerFallbackWarning
 from llmroute.usage import Price, Usage

@@ -19,9 +19,8 @@ import pytest
 from conftest import CANARY_DEEPSEEK, CANARY_OPENAI
 
 import llmroute
-from llmroute.balance import WeightedRandom
 from llmroute.hinting import RouteHints
-from llmroute.ledger import Ledger, LedgerRow
+from llmroute.money.ledger import Ledger, LedgerRow
 from llmroute.policies import CacheAffinity, Cheapest, PrefixLabel
 from llmroute.policy import RouteContext, Target
 from llmroute.prefix import (
@@ -41,6 +40,7 @@ from llmroute.prefix import (
 )
 from llmroute.prefix._canon import canonical, fingerprint, located_segments, normalize_text
 from llmroute.request import ChatRequest
+from llmroute.routing.balance import WeightedRandom
 from llmroute.testing import Emulator
 from llmroute.tokens import count_messages, encoder_for, prompt_segments
 from llmroute.usage import Usage

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmroute
-from llmroute.cooldown import Cooldowns
 from llmroute.errors import ServerError
 from llmroute.hinting import RouteHints
 from llmroute.request import ChatRequest
+from llmroute.routing.cooldown import Cooldowns
 from llmroute.testing import Emulator
 from llmroute.usage import Price, Usage
 

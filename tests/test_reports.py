@@ -15,10 +15,9 @@ from test_ledger import GPT54, T0, V32, make_row
 
 from llmroute.catalog import default_catalog
 from llmroute.errors import ConfigurationError
-from llmroute.pricing import PriceChange, PriceTable, load_price_changes, money
-from llmroute.reports import breakdown, build_report, percentile, served_model_drift, summarize
-from llmroute.usage import Price, Usage
-from llmroute.whatif import (
+from llmroute.money.pricing import PriceChange, PriceTable, load_price_changes, money
+from llmroute.money.reports import breakdown, build_report, percentile, served_model_drift, summarize
+from llmroute.money.whatif import (
     TaskLoad,
     Workload,
     estimate_workload,
@@ -28,6 +27,7 @@ from llmroute.whatif import (
     reroute,
     same_tokenizer,
 )
+from llmroute.usage import Price, Usage
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from tenacity import stop_after_attempt
 
 import llmroute
 from llmroute import errors as E
-from llmroute.cooldown import Cooldowns
+from llmroute.routing.cooldown import Cooldowns
 from llmroute.testing import Emulator, Fault
 
 REQ = httpx2.Request("POST", "http://test.invalid/v1/chat/completions")

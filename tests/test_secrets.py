@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 import llmroute
-from llmroute.store import export_csv, export_jsonl
+from llmroute.money.store import export_csv, export_jsonl
 from llmroute.testing import Emulator
 
 CANARIES = {

@@ -34,9 +34,9 @@ from typing import Any
 from tenacity import stop_after_attempt, wait_random_exponential
 
 from ..catalog import Catalog
-from ..cooldown import Cooldowns
-from ..engine import RetryPolicy
 from ..router import Router
+from ..routing.cooldown import Cooldowns
+from ..routing.engine import RetryPolicy
 from ..truncation import TruncationPolicy
 from .fleet import (
     LIVE_KEYS,
@@ -259,7 +259,7 @@ def run_demo(
 
 
 def _save_ledger(path: str, rows: list[Any]) -> None:
-    from ..store import SQLiteStore
+    from ..money.store import SQLiteStore
 
     store = SQLiteStore(path)
     try:

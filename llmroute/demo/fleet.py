@@ -22,9 +22,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import Deployment, ModelSpec
-from ..cooldown import CooldownState, MemoryStore
 from ..policies import Capabilities, Cheapest, ContextWindow, Residency, TaskType
 from ..policy import Policy
+from ..routing.cooldown import CooldownState, MemoryStore
 from ..usage import Price
 from .workload import DAY, MONTH_START, month_label
 

@@ -1,7 +1,7 @@
 """`llmroute demo --html FILE`: the demo's report as one self-contained page with charts.
 
 The ledger part (cost per day by model over the simulated month, cache hit share by model, the
-what-if comparison, the breakdown tables) is `llmroute.htmlreport.render_html`; the demo's own
+what-if comparison, the breakdown tables) is `llmroute.money.htmlreport.render_html`; the demo's own
 sections (where calls went and why, the hard gate, faults, truncation, cache, the bill) are added
 before it, with inline SVG charts in the same style. No JavaScript, nothing fetched.
 """
@@ -12,11 +12,11 @@ import html
 from collections.abc import Sequence
 from decimal import Decimal
 
-from ..htmlreport import Colors, render_html
-from ..ledger import LedgerRow
-from ..pricing import money
-from ..reports import breakdown, build_report
-from ..whatif import Repricing
+from ..money.htmlreport import Colors, render_html
+from ..money.ledger import LedgerRow
+from ..money.pricing import money
+from ..money.reports import breakdown, build_report
+from ..money.whatif import Repricing
 from .fleet import MODELS, ONPREM
 from .summary import Summary
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from ..pricing import money
+from ..money.pricing import money
 from .fleet import MODELS
 from .summary import Summary
 

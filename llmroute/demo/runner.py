@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import LLMRouteError
-from ..ledger import LedgerRow
+from ..money.ledger import LedgerRow
 from ..policy import Decision
 from ..router import Router
 from .workload import MONTH_START, Job, month_label

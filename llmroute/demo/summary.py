@@ -15,9 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from ..catalog import Catalog
-from ..ledger import LedgerRow
-from ..pricing import money
-from ..whatif import Repricing, narrate, reprice
+from ..money.ledger import LedgerRow
+from ..money.pricing import money
+from ..money.whatif import Repricing, narrate, reprice
 from .fleet import MODELS
 from .runner import Outcome
 from .workload import FULL_MONTH, PII_MARKER, TASKS

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from ._link import RedisLink, Unavailable
 
 if TYPE_CHECKING:
-    from ..balance import LoadStore
-    from ..budget import Budgets
-    from ..cooldown import Cooldowns
+    from ..money.budget import Budgets
+    from ..routing.balance import LoadStore
+    from ..routing.cooldown import Cooldowns
 
 __all__ = ["RedisLink", "Unavailable", "shared"]
 
@@ -35,7 +35,7 @@ def shared(
     """What `Router(state=...)` does: budgets, load state and cooldown/breaker state moved to Redis
     (`state` is a URL or a `RedisLink`). A `load` store already given is kept, and so are budgets
     already on Redis and cooldowns whose store is not the in-memory one."""
-    from ..cooldown import Cooldowns, MemoryStore
+    from ..routing.cooldown import Cooldowns, MemoryStore
     from .budgets import RedisBudgets
     from .cooldowns import RedisCooldownStore
     from .limits import RedisLoadStore

@@ -1,6 +1,6 @@
 """Budgets shared by every process of a fleet, on Redis (`RedisBudgets`).
 
-The same `Budgets` API and semantics at the limit (see `llmroute.budget`), with the figures in Redis:
+The same `Budgets` API and semantics at the limit (see `llmroute.money.budget`), with the figures in Redis:
 - `reserve` is one Lua script: it drops reservations whose worker died (older than
   `reservation_ttl`), rolls rolling windows, checks `spent + reserved + estimate <= limit` for every
   matching hard budget and reserves on all of them, in one atomic step. Two processes can never both
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..budget import (
+from ..hinting import RouteHints
+from ..money.budget import (
     Budget,
     BudgetAlert,
     Budgets,
@@ -39,13 +40,12 @@ from ..budget import (
     _State,
     period_start,
 )
-from ..hinting import RouteHints
 from ._link import RedisLink, Unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..ledger import LedgerRow
+    from ..money.ledger import LedgerRow
     from ..target import Target
     from ..usage import Cost
 

@@ -1,6 +1,6 @@
 """Cooldown and circuit-breaker state shared by a fleet, on Redis (`RedisCooldownStore`).
 
-A `CooldownStore` (`llmroute.cooldown`): `Cooldowns(store=RedisCooldownStore(link))`, or
+A `CooldownStore` (`llmroute.routing.cooldown`): `Cooldowns(store=RedisCooldownStore(link))`, or
 `Router(state=URL)`, which gives the router's `Cooldowns` this store when it keeps its state in
 memory. One worker's evidence protects the others: the failures any process sees count in one window
 per deployment, and a breaker one process opens (or a provider's pause it hears) keeps every process
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..cooldown import CooldownState, MemoryStore
+from ..routing.cooldown import CooldownState, MemoryStore
 from ._link import RedisLink, Unavailable
 
 __all__ = ["RedisCooldownStore"]

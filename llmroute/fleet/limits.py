@@ -1,6 +1,6 @@
 """Client-side rate and concurrency limits shared by a fleet, on Redis (`RedisLoadStore`).
 
-A `LoadStore` (see `llmroute.balance`): `Router(load=RedisLoadStore(link))`, or `Router(state=URL)`.
+A `LoadStore` (see `llmroute.routing.balance`): `Router(load=RedisLoadStore(link))`, or `Router(state=URL)`.
 Per deployment, in one Redis Cluster slot (`{prefix:load:<deployment>}`):
 - requests per minute: a sliding 60-second window of admitted attempts (a sorted set);
 - tokens per minute: the same window of token estimates, settled to actual usage on release;
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..balance import WINDOW_S, LoadTracker, Ticket, _int
+from ..routing.balance import WINDOW_S, LoadTracker, Ticket, _int
 from ._link import RedisLink, Unavailable
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ store.close()                           # writes what is queued; raises StoreErr
 ```
 `llmroute report --dsn postgresql://...` and `llmroute whatif --dsn ...` read it.
 
-The same contract as `llmroute.store.SQLiteStore`: `record` only queues the row; a background thread
+The same contract as `llmroute.money.store.SQLiteStore`: `record` only queues the row; a background thread
 writes batches, each in one transaction, with `COPY` into a staging table then one
 `INSERT ... ON CONFLICT DO NOTHING` (a batch retried after a lost commit acknowledgement is not
 written twice: rows are unique by `(call_id, attempt, row id)`). A full queue blocks the recording
@@ -35,16 +35,16 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from .._ledger_records import _INTEGER, _JSON_COLUMNS, _REAL, COLUMNS, _from_record, _to_record
-from ..ledger import Ledger, LedgerRow, to_epoch
-from ..store import StoreError
+from ..money._records import _INTEGER, _JSON_COLUMNS, _REAL, COLUMNS, _from_record, _to_record
+from ..money.ledger import Ledger, LedgerRow, to_epoch
+from ..money.store import StoreError
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "read_rows"]
 
-log = logging.getLogger("llmroute.store")
+log = logging.getLogger("llmroute.money.store")
 
 SCHEMA_VERSION = 1
 _NUMERIC = frozenset(

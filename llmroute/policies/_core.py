@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..errors import Rejection
-from ..estimate import DEFAULT_OUTPUT_TOKENS, CostEstimate, estimate_prompt_tokens
+from ..money.estimate import DEFAULT_OUTPUT_TOKENS, CostEstimate, estimate_prompt_tokens
 from ..policy import Chain, Choice, Policy, RouteContext, Step, Target
 from ..usage import Usage
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..ledger import LedgerRow
+from ..money.ledger import LedgerRow
 from ..policy import RouteContext, Step, Target
 from ..prefix._canon import StablePart, stable_part
 from ..prefix.affinity import CACHE_LIFETIMES, DEFAULT_LIFETIME, EXTENDED_RETENTION

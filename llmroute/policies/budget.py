@@ -23,7 +23,7 @@ _Room = tuple[str, Decimal, Decimal | None]
 class SpendView(Protocol):
     """What `Budget` needs to know of spending: per scope, the limit and what is left of it.
 
-    Scopes are named as `llmroute.budget` names them: `""` (global), `"budget:NAME"` (the `budget`
+    Scopes are named as `llmroute.money.budget` names them: `""` (global), `"budget:NAME"` (the `budget`
     hint), `"task:X"`, `"user:X"`, `"tag:X"`, `"extra:KEY=VALUE"`, `"model:X"`, `"provider:X"`,
     `"deployment:X"`. `None` means "no limit on this scope". `remaining` may be negative (or zero)
     once a limit is spent.
@@ -69,7 +69,7 @@ class Budget(BuiltinPolicy):
     """Gate and preference: never cross a budget; near its limit, prefer cheaper models.
 
     ```python
-    class Limits:  # anything with these two methods is a SpendView, e.g. llmroute.budget.Budgets
+    class Limits:  # anything with these two methods is a SpendView, e.g. llmroute.money.budget.Budgets
         def limit(self, scope):
             return {"": Decimal("100"), "budget:team-a": Decimal("5")}.get(scope)
 

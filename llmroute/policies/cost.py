@@ -9,8 +9,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..estimate import DEFAULT_OUTPUT_TOKENS, CostEstimate
-from ..ledger import LedgerRow
+from ..money.estimate import DEFAULT_OUTPUT_TOKENS, CostEstimate
+from ..money.ledger import LedgerRow
 from ..policy import RouteContext, Step, Target
 from ..request import ChatRequest
 from ._core import BuiltinPolicy, Memo, StepResult, Targets, estimate, facts, money

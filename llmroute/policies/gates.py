@@ -9,7 +9,7 @@ from typing import Literal
 
 from ..catalog import CAPABILITIES, ModelSpec
 from ..errors import ConfigurationError
-from ..estimate import DEFAULT_OUTPUT_TOKENS
+from ..money.estimate import DEFAULT_OUTPUT_TOKENS
 from ..policy import RouteContext, Target
 from ._core import BuiltinPolicy, Memo, StepResult, Targets, estimate, facts, make_step, money, passthrough
 

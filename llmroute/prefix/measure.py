@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..ledger import LedgerRow
+from ..money.ledger import LedgerRow
 from ..usage import Usage
 from .affinity import CACHE_LIFETIMES, DEFAULT_LIFETIME
 from .layout import min_cache_tokens
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
-    from ..ledger import Ledger
+    from ..money.ledger import Ledger
 
 __all__ = ["CacheReport", "CacheStats", "cache_report"]
 

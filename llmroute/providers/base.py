@@ -275,7 +275,7 @@ def retry_after_seconds(headers: Mapping[str, str] | Any, now: float | None = No
     asked = _asked_seconds(headers, now)
     if asked is None:
         return None
-    from ..cooldown import MAX_WAIT_S
+    from ..routing.cooldown import MAX_WAIT_S
 
     if not math.isfinite(asked):
         _log.warning("ignoring a non-finite provider wait (%s)", _wait_headers(headers))

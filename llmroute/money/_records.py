@@ -1,6 +1,6 @@
 """How ledger rows become records and files: the table's columns and schema version, the record codec
 shared by the SQLite and PostgreSQL stores, the escaping of values a database refuses, and the JSONL
-and CSV exports. `llmroute.store` re-exports the public names."""
+and CSV exports. `llmroute.money.store` re-exports the public names."""
 
 from __future__ import annotations
 

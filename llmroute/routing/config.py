@@ -43,10 +43,10 @@ from typing import Any
 
 from tenacity import stop_after_attempt
 
-from .catalog import Deployment, _check_keys, default_catalog, model_from_row, provider_from_row
+from ..catalog import Deployment, _check_keys, default_catalog, model_from_row, provider_from_row
+from ..errors import ConfigurationError
+from ..policy import Policy, Requested
 from .engine import DEFAULT_DEADLINE_S, RetryPolicy
-from .errors import ConfigurationError
-from .policy import Policy, Requested
 
 __all__ = ["env_config", "load_config"]
 
@@ -73,7 +73,7 @@ _RETRY_KEYS = ("attempts", "max_retry_after", "switch_after", "deadline")
 def _policy(spec: Any, fallbacks: list[str]) -> Policy:
     """`policy = "requested"`, a name with the router's fallbacks; or `[[router.policy]]` tables
     (`name` plus the policy's options) composed in order. See `llmroute.policies.from_spec`."""
-    from .policies import from_spec
+    from ..policies import from_spec
 
     if spec == "requested" or spec is None:
         return Requested(fallbacks)

@@ -29,8 +29,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, cast
 
-from .hinting import RouteHints
-from .usage import Cost, FinishReason, Price, Usage
+from ..hinting import RouteHints
+from ..usage import Cost, FinishReason, Price, Usage
 
 __all__ = ["Ledger", "LedgerRow", "Outcome", "RowSink", "Totals", "row_field"]
 
@@ -319,7 +319,7 @@ def _totals(rows: Iterable[LedgerRow]) -> Totals:
 
 
 class RowSink(Protocol):
-    """Something that keeps rows elsewhere (`llmroute.store.SQLiteStore`)."""
+    """Something that keeps rows elsewhere (`llmroute.money.store.SQLiteStore`)."""
 
     def attach(self, ledger: Ledger) -> None: ...
 
@@ -562,7 +562,7 @@ class Ledger:
     """In-process record of every attempt. Share one between routers to pool their spend.
 
     `store`: also keep the rows elsewhere, e.g. `Ledger(store=SQLiteStore("ledger.db"))` (the store
-    subscribes to this ledger; see `llmroute.store`). `rows`: rows to start with (not re-sent to
+    subscribes to this ledger; see `llmroute.money.store`). `rows`: rows to start with (not re-sent to
     listeners or the store).
     """
 
@@ -579,7 +579,7 @@ class Ledger:
         raises does not keep the others from the row; the first error is raised after all ran.
 
         With a store in its default mode (`SQLiteStore(durability="commit")`) the row is durable when
-        this returns (see `llmroute.store`)."""
+        this returns (see `llmroute.money.store`)."""
         with self._lock:
             self._columns.append(row)  # whole, or raises with nothing appended
         failure: Exception | None = None

@@ -60,7 +60,7 @@ class Colors:
             return model
         if model in self.providers:
             return self.providers[model]
-        from .catalog import default_catalog
+        from ..catalog import default_catalog
 
         spec = default_catalog().model(model)
         return spec.provider if spec is not None else None

@@ -42,7 +42,7 @@ Semantics at the limit (hard budgets), exactly:
 
 Soft limits: when a period's spend first reaches `soft_at * limit`, `on_soft(alert)` is called once
 (for a budget with `hard=False`, again when spend reaches the limit), outside the lock, on the thread
-that recorded the spend; without a callback the alert is logged as a warning on `llmroute.budget`.
+that recorded the spend; without a callback the alert is logged as a warning on `llmroute.money.budget`.
 
 Thread- and asyncio-safe: one lock held for microseconds, never across an await.
 """
@@ -60,14 +60,14 @@ from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
-from .errors import BudgetExceeded, ConfigurationError
-from .hinting import RouteHints
-from .usage import Cost
+from ..errors import BudgetExceeded, ConfigurationError
+from ..hinting import RouteHints
+from ..usage import Cost
 
 if TYPE_CHECKING:
+    from ..request import ChatRequest
+    from ..target import Target
     from .ledger import Ledger, LedgerRow
-    from .request import ChatRequest
-    from .target import Target
 
 __all__ = [
     "Budget",
@@ -81,7 +81,7 @@ __all__ = [
     "SpendView",
 ]
 
-log = logging.getLogger("llmroute.budget")
+log = logging.getLogger("llmroute.money.budget")
 
 Period = Literal["day", "week", "month"] | float | int | dt.timedelta | None
 ScopeKind = Literal["global", "task", "tag", "user", "budget", "extra", "model", "provider", "deployment"]
@@ -518,7 +518,7 @@ class Budgets:
     def reserve_for(
         self, request: ChatRequest, target: Target, *, key: Any = None, cache_read_share: float = 0.0
     ) -> Reservation:
-        """`reserve` with the estimated cost of `request` on `target` (`llmroute.estimate`)."""
+        """`reserve` with the estimated cost of `request` on `target` (`llmroute.money.estimate`)."""
         from .estimate import estimate_cost
 
         estimate = estimate_cost(request, target, cache_read_share=cache_read_share).cost
@@ -689,7 +689,7 @@ class Budgets:
     def _after_fork_in_child(self) -> None:
         """In a forked child (called by the router's reset, `llmroute._fork`): a free lock, and no
         reservations of the parent's calls in flight at the fork (they will never settle here)."""
-        from ._fork import reinit_lock
+        from .._fork import reinit_lock
 
         reinit_lock(self._lock)
         for reservation in list(self._open.values()):

@@ -39,10 +39,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalog import Catalog, ModelSpec, price_from_row
-from .errors import ConfigurationError
+from ..catalog import Catalog, ModelSpec, price_from_row
+from ..errors import ConfigurationError
+from ..usage import Cost, Price
 from .ledger import to_epoch
-from .usage import Cost, Price
 
 if TYPE_CHECKING:
     from .ledger import LedgerRow

@@ -24,7 +24,7 @@ from tenacity import RetryCallState, stop_after_attempt, wait_random_exponential
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .errors import (
+from ..errors import (
     AllTargetsFailed,
     ContextWindowExceeded,
     NoCapacity,
@@ -34,7 +34,7 @@ from .errors import (
     Rejection,
     Retryability,
 )
-from .target import Target
+from ..target import Target
 
 if TYPE_CHECKING:
     from .cooldown import Blocked

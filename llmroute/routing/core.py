@@ -13,10 +13,9 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _fork
-from ._config_checks import IgnoredModelNotes, check_fallbacks
-from .balance import Balancer, LoadStore, LoadTracker, Ticket, WeightedRandom
-from .catalog import (
+from .. import _fork
+from .._config_checks import IgnoredModelNotes, check_fallbacks
+from ..catalog import (
     Catalog,
     Deployment,
     ModelSpec,
@@ -24,23 +23,24 @@ from .catalog import (
     default_catalog,
     unpriced_model,
 )
+from ..errors import ConfigurationError, InvalidRequest, ProviderError, Rejection, UnknownModel
+from ..hinting import RouteHints, current_hints
+from ..money.estimate import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
+from ..money.ledger import Ledger, LedgerRow, Outcome
+from ..policy import Chain, Decision, Policy, Requested, RouteContext, Step, Target
+from ..providers.base import Adapter, Completed
+from ..request import ChatRequest
+from ..response import RouteInfo, call_cost
+from ..telemetry import TELEMETRY
+from ..usage import FinishReason, Usage
+from .balance import Balancer, LoadStore, LoadTracker, Ticket, WeightedRandom
 from .cooldown import Cooldowns
 from .engine import Attempt, Call, RetryPolicy, Sleep, plan
-from .errors import ConfigurationError, InvalidRequest, ProviderError, Rejection, UnknownModel
-from .estimate import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 from .health import Health
-from .hinting import RouteHints, current_hints
-from .ledger import Ledger, LedgerRow, Outcome
-from .policy import Chain, Decision, Policy, Requested, RouteContext, Step, Target
-from .providers.base import Adapter, Completed
-from .request import ChatRequest
-from .response import RouteInfo, call_cost
-from .telemetry import TELEMETRY
-from .usage import FinishReason, Usage
 
 if TYPE_CHECKING:
-    from .budget import Budgets, Reservation
-    from .truncation import TruncationPolicy, Verdict
+    from ..money.budget import Budgets, Reservation
+    from ..truncation import TruncationPolicy, Verdict
 
 __all__ = ["RouterCore"]
 
@@ -105,7 +105,7 @@ class RouterCore:
             raise ConfigurationError("queue_timeout must be >= 0")
         self.queue_timeout = queue_timeout
         if truncation is None:
-            from .truncation import TruncationPolicy
+            from ..truncation import TruncationPolicy
 
             truncation = TruncationPolicy()
         self.truncation = truncation
@@ -363,7 +363,7 @@ class RouterCore:
         OpenAI `prompt_cache_key`), unless the router was built with `cache_hints=False`."""
         if not self.cache_hints:
             return request
-        from .prefix.layout import cache_hints
+        from ..prefix.layout import cache_hints
 
         return cache_hints(request, target)
 
@@ -390,7 +390,7 @@ class RouterCore:
                 call_id, call, request, outcome="error", started=started, error=outcome, decision=decision
             )
             return
-        from .truncation import judge
+        from ..truncation import judge
 
         message = outcome.completion.choices[0].message
         verdict = judge(
@@ -567,9 +567,9 @@ def new_call_id() -> str:
 def _make_adapter(deployment: Deployment, provider: ProviderSpec) -> Adapter:
     dialect = deployment.dialect or provider.dialect
     if dialect == "anthropic":
-        from .providers.anthropic import AnthropicAdapter
+        from ..providers.anthropic import AnthropicAdapter
 
         return AnthropicAdapter(deployment, provider)
-    from .providers.openai_compat import OpenAICompatAdapter
+    from ..providers.openai_compat import OpenAICompatAdapter
 
     return OpenAICompatAdapter(deployment, provider)

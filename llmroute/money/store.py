@@ -65,8 +65,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Literal, Self
 
-from . import _fork
-from ._ledger_records import (
+from .. import _fork
+from ..errors import LLMRouteError
+from ._records import (
     _INSERT,
     _INTEGER,
     _REAL,
@@ -80,12 +81,11 @@ from ._ledger_records import (
     export_jsonl,
     read_jsonl,
 )
-from .errors import LLMRouteError
 from .ledger import Ledger, LedgerRow, to_epoch
 
 __all__ = ["SQLiteStore", "Store", "StoreError", "export_csv", "export_jsonl", "read_jsonl"]
 
-log = logging.getLogger("llmroute.store")
+log = logging.getLogger("llmroute.money.store")
 
 
 class StoreError(LLMRouteError):

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ..usage import Usage
 from .ledger import LedgerRow, row_field
-from .usage import Usage
 
 __all__ = [
     "DEFAULT_BREAKDOWNS",

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .usage import Usage
+from ..usage import Usage
 
 if TYPE_CHECKING:
-    from .request import ChatRequest
-    from .target import Target
+    from ..request import ChatRequest
+    from ..target import Target
 
 __all__ = ["CostEstimate", "DEFAULT_OUTPUT_TOKENS", "estimate_cost", "estimate_prompt_tokens"]
 
@@ -36,7 +36,7 @@ class CostEstimate:
 
 def estimate_prompt_tokens(request: ChatRequest, target: Target) -> tuple[int, bool]:
     """Prompt tokens of `request` on `target`, and whether the count is exact."""
-    from . import tokens
+    from .. import tokens
 
     model = target.model
     # Only an estimate (a reservation, a ranking): approximate counts are silent here.

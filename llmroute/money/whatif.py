@@ -35,11 +35,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, ModelSpec, default_catalog
-from .errors import ConfigurationError
+from ..catalog import Catalog, ModelSpec, default_catalog
+from ..errors import ConfigurationError
+from ..usage import Price, Usage
 from .ledger import LedgerRow
 from .pricing import PriceTable, money
-from .usage import Price, Usage
 
 __all__ = [
     "ModelEstimate",

@@ -21,19 +21,19 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
+from ..errors import AnswerRejected, ProviderError, Retryability, TruncatedResponse
+from ..providers.base import request_for
+from ..usage import Usage
 from .engine import Attempt
-from .errors import AnswerRejected, ProviderError, Retryability, TruncatedResponse
-from .providers.base import request_for
-from .usage import Usage
 
 if TYPE_CHECKING:
+    from ..money.ledger import LedgerRow
+    from ..policy import Decision
+    from ..providers.base import Completed
+    from ..request import ChatRequest
+    from ..truncation import Verdict
     from .core import RouterCore
     from .engine import Call
-    from .ledger import LedgerRow
-    from .policy import Decision
-    from .providers.base import Completed
-    from .request import ChatRequest
-    from .truncation import Verdict
 
 __all__ = ["MAX_EXTRA_REQUESTS", "answer_flow"]
 
@@ -44,7 +44,7 @@ CONTINUE_PROMPT = "Continue exactly where your previous answer stopped. Do not r
 
 
 def _judge_completed(request: ChatRequest, done: Completed) -> Verdict:
-    from .truncation import judge  # its patterns compile on first use, not at `import llmroute`
+    from ..truncation import judge  # its patterns compile on first use, not at `import llmroute`
 
     choice = done.completion.choices[0] if done.completion.choices else None
     message = choice.message if choice is not None else None
@@ -61,8 +61,8 @@ def _judge_completed(request: ChatRequest, done: Completed) -> Verdict:
 
 def _estimated_usage(request: ChatRequest, call: Call, done: Completed) -> Usage:
     """Count the tokens ourselves, flagged `estimated`, when a provider reports no usage."""
-    from . import tokens
-    from .estimate import estimate_prompt_tokens
+    from .. import tokens
+    from ..money.estimate import estimate_prompt_tokens
 
     prompt, _ = estimate_prompt_tokens(request, call.target)
     message = done.completion.choices[0].message if done.completion.choices else None

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from .errors import (
+from ..errors import (
     AuthenticationFailed,
     Conflict,
     MalformedResponse,

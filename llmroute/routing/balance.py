@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..target import Target
     from .health import Health
-    from .target import Target
 
 __all__ = [
     "Balancer",
@@ -160,7 +160,7 @@ class LoadTracker:
         """Update headroom from the provider's rate-limit headers."""
         if not headers:
             return
-        from .providers.base import retry_after_seconds
+        from ..providers.base import retry_after_seconds
 
         requests = _int(
             headers.get("x-ratelimit-remaining-requests")
