@@ -115,6 +115,10 @@ def _is_async_client(value: Any) -> bool:
     return inspect.iscoroutinefunction(close)
 
 
+_PATTERN_CHARS = frozenset("*?[|")
+"""Characters that make a deployment's `model` a pattern (`Deployment.wildcard`)."""
+
+
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class Deployment:
     """A model served at a concrete endpoint with its credentials.
@@ -186,7 +190,7 @@ class Deployment:
     @property
     def wildcard(self) -> bool:
         """Whether `model` is a pattern (`"gpt-*"`, or alternatives `"gpt-*|o3*"`) rather than a name."""
-        return any(ch in self.model for ch in "*?[|")
+        return not _PATTERN_CHARS.isdisjoint(self.model)  # per candidate per call: a C-level test
 
     def matches(self, api_name: str) -> bool:
         """Whether this wildcard deployment serves the API model name `api_name`."""

@@ -216,6 +216,31 @@ class Requested(Policy):
 
     def __init__(self, fallbacks: Sequence[str] = ()) -> None:
         self.fallbacks = tuple(fallbacks)
+        self._auto: tuple[tuple[Target, ...], tuple[Step, tuple[Target, ...]]] | None = None
+
+    def step(self, ctx: RouteContext, candidates: tuple[Target, ...]) -> tuple[Step, tuple[Target, ...]]:
+        """`model="auto"` over named deployments only (the common case) without a `Choice` per
+        candidate: every candidate kept, in the configured order; the same `Step` as `rank` gives.
+        The answer depends on `candidates` alone, so the last one is kept for the same tuple (the
+        router passes its own, unchanged, while its deployments are). Anything else: `rank`."""
+        if ctx.request.model == "auto":
+            last = self._auto
+            if last is not None and last[0] is candidates:
+                return last[1]
+            seen: set[str] = set()
+            kept: list[Target] = []
+            for t in candidates:
+                if t.deployment.wildcard:
+                    break
+                if t.name not in seen:
+                    seen.add(t.name)
+                    kept.append(t)
+            else:
+                reason = "model='auto': configured order"
+                result = Step(self.name, tuple((t.name, reason) for t in kept), ()), tuple(kept)
+                self._auto = (candidates, result)  # one assignment: safe across threads
+                return result
+        return super().step(ctx, candidates)
 
     def rank(self, ctx: RouteContext) -> Iterable[Choice]:
         if ctx.request.model == "auto":

@@ -823,6 +823,42 @@ def test_hard_gate_property_sensitive_data_never_keeps_a_cn_target(
         assert all(t.jurisdiction != "CN" for t in decision.targets), decision.targets
 
 
+WILD = Target(
+    Deployment("wild", model="gpt-*", provider="openai"),
+    CATALOG.model("gpt-5.4-mini") or unpriced_model("gpt-5.4-mini", "openai"),
+    CATALOG.provider("openai") or ProviderSpec("openai", "openai", "https://x.invalid/v1"),
+    "gpt-5.4-mini",
+    "wild/gpt-5.4-mini",
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    picked=st.lists(st.sampled_from([*CANDIDATES, WILD]), max_size=12),
+    model=st.sampled_from(["auto", "gpt-5.4", "deepseek-v3.2"]),
+    fallbacks=st.lists(st.sampled_from(["deepseek-v3.2", "gpt-5.4", "local"]), max_size=2),
+)
+def test_requested_fast_step_is_rank_choice_by_choice(
+    picked: list[Target], model: str, fallbacks: list[str]
+) -> None:
+    """`Requested.step` (the `model="auto"` fast path and its memo) gives what `rank` gives, for
+    named and wildcard candidates, duplicates, and a candidates tuple that changes between calls."""
+    route = RouteHints()
+    req = ChatRequest.from_kwargs({"model": model, "messages": list(USER)}, route)
+    requested = tuple(t for t in picked if model in (t.deployment.name, *t.model.names()))
+    context = RouteContext(req, route, tuple(picked), requested, Health(), None)
+    policy = Requested(fallbacks)
+    expected_step, expected_kept = _run(policy, context)
+    for candidates in (context.candidates, context.candidates, tuple(picked)):  # memo, then a new tuple
+        step, kept_targets = policy.step(context, candidates)
+        same_step(step, expected_step)
+        assert kept_targets == expected_kept
+    if len(picked) > 1:  # a different tuple is never answered from the memo of the previous one
+        other = context.with_candidates(tuple(reversed(picked)))
+        step, kept_targets = policy.step(other, other.candidates)
+        same_step(step, _run(policy, other)[0])
+
+
 # ---------------------------------------------------------------- registry
 
 
