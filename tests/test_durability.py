@@ -305,6 +305,55 @@ def test_close_returns_within_its_timeout_while_a_commit_is_stuck(tmp_path: Path
     assert store.written == 1  # the commit in progress finished once the lock was free
 
 
+def test_rows_put_during_a_commit_go_together_and_each_put_returns_with_its_row_in_the_file(
+    tmp_path: Path,
+) -> None:
+    """Group commit: while one commit is held up (another connection has the write lock), every
+    other thread's row joins one group; once the lock is free that group is one transaction, and no
+    `put` returns before a separate connection can read its row. `write()` waits its turn."""
+    path = tmp_path / "l.db"
+    store = SQLiteStore(path)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the write lock: the first commit waits (busy_timeout)
+    rows = [_row() for _ in range(16)]
+    seen: dict[str, bool] = {}
+    errors: list[BaseException] = []
+
+    def put(row: LedgerRow) -> None:
+        try:
+            store.put(row)
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as reader:
+                found = reader.execute("SELECT 1 FROM ledger_rows WHERE call_id = ?", (row.call_id,))
+                seen[row.call_id] = found.fetchone() is not None
+        except BaseException as e:
+            errors.append(e)
+
+    first = threading.Thread(target=put, args=(rows[0],))
+    first.start()
+    deadline = time.monotonic() + 30
+    while not store._leading and time.monotonic() < deadline:  # the first commit has begun
+        time.sleep(0.01)
+    others = [threading.Thread(target=put, args=(row,)) for row in rows[1:]]
+    for t in others:
+        t.start()
+    bulk = threading.Thread(target=store.write, args=([_row(call_id="bulk")],))
+    bulk.start()
+    while len(store._open.rows) < len(others) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(store._open.rows) == len(others)
+    assert not seen  # nothing returned while the lock was held
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    for t in [first, *others, bulk]:
+        t.join(timeout=30)
+    assert not errors
+    assert seen == {row.call_id: True for row in rows}
+    assert store._commits == 3  # the first row alone, the 15 that waited in one, then write()'s
+    store.close()
+    assert store.written == 17 and store.lost == 0
+    assert sorted(r.call_id for r in SQLiteStore(path).rows()) == sorted([*seen, "bulk"])
+
+
 # -- money is sane -----------------------------------------------------------------------------------
 
 _COUNT = st.one_of(

@@ -14,11 +14,13 @@ Durability (`durability=`, see `Store` for the contract every store meets):
 
 - `"commit"` (the default): `put` returns once the row is committed. A call the router has returned
   to its caller has its rows in the file, whatever happens to the process next (`kill -9`, SIGTERM,
-  a crash). Writers group-commit: the recording thread commits its own row; rows recorded by other
-  threads meanwhile wait for that commit and then go in the next one, together (one transaction for
-  all of them). In WAL mode with `synchronous="NORMAL"` a commit is a write into the WAL file, not an
-  fsync: it survives the process dying, not the machine losing power; `synchronous="FULL"` adds an
-  fsync per commit for that.
+  a crash). Writers group-commit: a thread that finds no commit in progress commits its own row at
+  once (one INSERT in autocommit); rows recorded by other threads meanwhile form the next group,
+  which the group's first thread writes in one transaction as soon as the commit in progress ends,
+  each of the group's threads woken once, when its row is in. In WAL mode with
+  `synchronous="NORMAL"` a commit is a write into the WAL file, not an fsync: it survives the
+  process dying, not the machine losing power; `synchronous="FULL"` adds an fsync per commit for
+  that.
 - `"queued"`: `put` only queues the row; a background thread writes batches. Faster for bulk
   recording, but rows still queued when the process is killed (`kill -9`) are lost. On SIGTERM (when
   the application has no SIGTERM handler of its own, see below) and at interpreter exit, queued rows
@@ -251,7 +253,7 @@ class SQLiteStore(Store):
         self.last_error: BaseException | None = None
         # commit mode: a group commit led by one recording thread at a time
         self._db: sqlite3.Connection | None = None
-        self._waiting: list[LedgerRow] = []
+        self._open = _Group()  # rows put while a commit is in progress: the next commit's
         self._issued = 0  # rows put so far (sequence numbers)
         self._settled = 0  # rows [0, _settled) are written or counted lost
         self._leading = False
@@ -280,7 +282,12 @@ class SQLiteStore(Store):
                 raise StoreError(f"no ledger database at {self.path}")
             db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.busy_timeout)
         else:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+            # isolation_level=None: transactions are the store's own (`BEGIN` for a batch); a
+            # single row is one INSERT in autocommit, its own transaction: one statement fewer
+            # than BEGIN + INSERT + COMMIT (about 6 us of a commit).
+            db = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, check_same_thread=False, isolation_level=None
+            )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
@@ -305,35 +312,72 @@ class SQLiteStore(Store):
             self._enqueue(row)
 
     def _commit(self, row: LedgerRow) -> None:
-        """Group commit: the first thread to find no commit in progress writes every waiting row
-        (its own included) in one transaction; the others wait for the commit that holds theirs."""
+        """Group commit. A row put while no commit is in progress is written at once by its own
+        thread. Rows put while one is in progress join the open group; when that commit ends, its
+        leader hands the connection to the group's first thread, which writes the whole group in one
+        transaction while the group's other threads sleep until it is done: each waiting thread is
+        woken once, when its row is written (not at every commit). A thread alone touches no event."""
         done = self._done
         with done:
-            number = self._issued
-            self._issued = number + 1
-            self._waiting.append(row)
-            while True:
-                if self._settled > number:
-                    return  # another thread's commit held this row
-                if not self._leading:
-                    break
-                done.wait()
-            self._leading = True
-            batch, self._waiting = self._waiting, []
-            upto = self._issued
+            self._issued += 1
+            group = self._open
+            group.rows.append(row)
+            if not self._leading:
+                self._leading = True
+                self._close_group()
+                turn = committed = None  # it leads now
+            elif len(group.rows) == 1:
+                turn, committed = threading.Event(), None  # it leads this group on its turn
+                group.turn = turn
+            else:
+                if group.committed is None:
+                    group.committed = threading.Event()
+                turn, committed = None, group.committed
+        if committed is not None:
+            committed.wait()
+            return
+        # The rest of the group waits on this thread: it leads the group even if interrupted while
+        # waiting for its turn (a KeyboardInterrupt is raised once the group is written).
+        interrupted = _wait_through_interrupts(turn) if turn is not None else None
+        self._lead(group)
+        if interrupted is not None:
+            raise interrupted
+
+    def _close_group(self) -> None:
+        """Close the open group (its rows are those put so far) and give it the connection; open a
+        new one. Lock held."""
+        group = self._open
+        group.upto = self._issued
+        self._open = _Group()
+        if group.turn is not None:
+            group.turn.set()
+
+    def _lead(self, group: _Group) -> None:
         try:
-            self._write_batch(batch)
+            self._write_batch(group.rows)
         finally:
-            with done:
-                self._leading = False
-                self._settled = upto
-                done.notify_all()
+            with self._done:
+                self._settled = group.upto
+                self._hand_over()
+                if group.committed is not None:
+                    group.committed.set()
+
+    def _hand_over(self) -> None:
+        """Give up the writing connection (lock held): to the open group's first thread if rows are
+        waiting there, else to whoever asks next (`_leadership`, a new `put`)."""
+        if self._open.rows:
+            self._close_group()  # `_leading` stays set: that group's first thread has it now
+        else:
+            self._leading = False
+        self._done.notify_all()  # flush(), pending and _leadership() wait on the counters
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             db = self._connect()
             if self.durability == "commit":
-                # A commit is then a write into the WAL and nothing more (15-50 us); copying the WAL
+                # A commit is then a write into the WAL and nothing more (two pages for one row:
+                # the table's and the timestamp index's; 30-65 us with the INSERT, measured by
+                # benchmarks/ledger.py); copying the WAL
                 # back into the database (with an fsync) is the checkpointer thread's job. This
                 # connection checkpoints only if that thread falls far behind (a 40 MB WAL).
                 db.execute(f"PRAGMA wal_autocheckpoint={_WAL_LIMIT_PAGES}")
@@ -356,11 +400,10 @@ class SQLiteStore(Store):
             self._checkpoint_due.set()
 
     def _enqueue(self, row: LedgerRow) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._start()
         buffer = self._buffer
         with self._done:
             if len(buffer) >= self.queue_size:
+                self._start()  # a full queue needs a live writer (it never ends while rows wait)
                 if self.on_full == "drop":
                     self.lost += 1
                     log.error(
@@ -371,8 +414,9 @@ class SQLiteStore(Store):
                     self._done.wait()
             buffer.append(row)
             self._queued += 1
-            if len(buffer) == 1:
-                self._done.notify_all()  # the writer sleeps only on an empty buffer
+            if len(buffer) == 1:  # the writer sleeps only on an empty buffer: wake it, or start it
+                self._start()  # (first row, or after a fork); checked here, not on every row
+                self._done.notify_all()
 
     def _start(self) -> None:
         with self._done:
@@ -388,8 +432,11 @@ class SQLiteStore(Store):
                     self._done.wait()
                 if not buffer:
                     return
-                take = min(len(buffer), self.batch_size)
-                batch = [buffer.popleft() for _ in range(take)]
+                if len(buffer) <= self.batch_size:  # all of it (the usual case): one C-level copy
+                    batch = list(buffer)
+                    buffer.clear()
+                else:
+                    batch = [buffer.popleft() for _ in range(self.batch_size)]
                 self._done.notify_all()  # room for producers waiting on a full buffer
             try:
                 with self._leadership():
@@ -440,10 +487,11 @@ class SQLiteStore(Store):
         """(rows written, of which escaped). Raises only `_TRANSIENT` errors (nothing written)."""
         db = self._connection()
         try:
-            with db:
+            with db:  # commits what BEGIN opened, or rolls it back
                 if len(records) == 1:
-                    db.execute(_INSERT, records[0])
+                    db.execute(_INSERT, records[0])  # autocommit: one statement, one transaction
                 else:
+                    db.execute("BEGIN")
                     db.executemany(_INSERT, records)
             if self.durability == "commit":
                 self._committed()
@@ -454,6 +502,7 @@ class SQLiteStore(Store):
             pass
         written = escaped = 0
         with db:
+            db.execute("BEGIN")
             for record in records:
                 try:
                     db.execute(_INSERT, record)
@@ -515,8 +564,7 @@ class SQLiteStore(Store):
             yield
         finally:
             with done:
-                self._leading = False
-                done.notify_all()
+                self._hand_over()
 
     @property
     def pending(self) -> int:
@@ -607,6 +655,33 @@ class SQLiteStore(Store):
                     return
                 for record in records:
                     yield _from_record(record)
+
+
+class _Group:
+    """The rows of one group commit, and (when other threads wait) the events they wait for."""
+
+    __slots__ = ("committed", "rows", "turn", "upto")
+
+    def __init__(self) -> None:
+        self.rows: list[LedgerRow] = []
+        self.upto = 0
+        """Rows put when the group was closed: `_settled` once it is written."""
+        self.turn: threading.Event | None = None
+        """Its first thread's, set when the group is closed and has the connection."""
+        self.committed: threading.Event | None = None
+        """Its other threads', set when its rows are written (or counted lost)."""
+
+
+def _wait_through_interrupts(event: threading.Event) -> BaseException | None:
+    """Wait for `event` even through a KeyboardInterrupt (or another exception a signal handler
+    raises); returns the first one, for the caller to raise when it has done what others wait on."""
+    interrupted: BaseException | None = None
+    while not event.is_set():
+        try:
+            event.wait()
+        except BaseException as e:  # returned, re-raised by the caller
+            interrupted = interrupted or e
+    return interrupted
 
 
 def _checkpoint_loop(ref: weakref.ref[SQLiteStore], due: threading.Event) -> None:
