@@ -30,6 +30,7 @@ Exception
         ├── AnswerRejected                                       a cascade's check rejected the answer
         ├── MalformedResponse                                    not a valid response (bad JSON, no choices)
         ├── StreamInterrupted                                    a stream ended without finishing
+        │   └── StreamStalled (ProviderTimeout)                  ... because it stopped making progress
         └── TruncatedResponse                                    an answer was cut, and the policy says raise
 AllTargetsFailed (LLMRouteError, ExceptionGroup, openai.APIError)  every target failed; holds each error
 ```
@@ -87,6 +88,7 @@ __all__ = [
     "Retryability",
     "ServerError",
     "StreamInterrupted",
+    "StreamStalled",
     "TruncatedResponse",
     "UnknownModel",
     "UnprocessableRequest",
@@ -468,6 +470,12 @@ class StreamInterrupted(ProviderError):
     """
 
     partial_text: str = ""
+
+
+class StreamStalled(StreamInterrupted, ProviderTimeout):
+    """A stream stopped making content progress within its time bound (keep-alive comments and
+    trickled bytes are not progress): a `StreamInterrupted` with the partial text that is also a
+    `ProviderTimeout` (`openai.APITimeoutError`)."""
 
 
 class MalformedResponse(ProviderError):

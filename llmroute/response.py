@@ -130,4 +130,18 @@ class FastChunk(ChatCompletionChunk):
 
     @classmethod
     def build(cls, *, response: httpx2.Response, data: object) -> ChatCompletionChunk:
-        return build_model(ChatCompletionChunk, data)
+        try:
+            return ChatCompletionChunk.model_validate(data)
+        except pydantic.ValidationError:
+            _check_chunk(data)  # lenient like the SDK, but never a chunk nothing can read
+            return cast(ChatCompletionChunk, construct_type(type_=ChatCompletionChunk, value=data))
+
+
+def _check_chunk(data: object) -> None:
+    """Raise ValueError (a `MalformedResponse` once the adapter maps it) for a chunk whose
+    `choices` is not a list of objects each with a `delta` object."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not all(
+        isinstance(choice, dict) and isinstance(choice.get("delta"), dict) for choice in choices
+    ):
+        raise ValueError("a stream chunk without a list of choices, each with a delta")

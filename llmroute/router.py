@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +37,7 @@ from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .errors import BudgetExceeded, ConfigurationError, ProviderError
 from .money.ledger import Ledger, LedgerRow
 from .policy import Decision, Policy
+from .providers._watchdog import window_of
 from .providers.base import Completed
 from .request import ChatRequest
 from .resources import AsyncChat, Chat
@@ -131,11 +134,15 @@ class _Base:
             cache_hints=cache_hints,
             load=load,
         )
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # open ones, closed with the router
         _fork.track(self)
 
     def _after_fork_in_child(self) -> None:
-        """Background shadow calls of the parent do not exist in a forked child (`llmroute._fork`)."""
+        """Background shadow calls and open streams of the parent do not exist in a forked child
+        (`llmroute._fork`): the parent records its own streams' rows."""
         _fork.keep(self._shadows)
+        _fork.keep(self._streams)
+        self._streams = weakref.WeakSet()
         self._shadows = None if isinstance(self, Router) else set()
 
     @property
@@ -227,6 +234,19 @@ def _finish(
     return completion
 
 
+def _within_deadline(core: RouterCore, request: ChatRequest, call: Call, started: float) -> ChatRequest:
+    """The request with its timeout cut to what is left of `RetryPolicy(deadline=...)`, so that one
+    attempt cannot outlive the call's deadline."""
+    deadline = core.retry.deadline
+    if deadline is None:
+        return request
+    left = max(0.001, deadline - (time.monotonic() - started))
+    current = window_of(request.timeout, call.target.deployment.timeout)
+    if current is not None and current <= left:
+        return request
+    return dataclasses.replace(request, timeout=left)
+
+
 def _has_content(chunk: ChatCompletionChunk) -> bool:
     for choice in chunk.choices:
         delta = choice.delta
@@ -254,6 +274,7 @@ class Router(_Base, openai.OpenAI):  # type: ignore[misc]
         request, decision = core.prepare(kwargs)
         call_id = new_call_id()
         rows: list[LedgerRow] = []
+        call_started = time.monotonic()
 
         def complete(call: Call) -> Attempt[Completed]:
             adapter = core.adapter(call.target)
@@ -264,7 +285,8 @@ class Router(_Base, openai.OpenAI):  # type: ignore[misc]
                 while True:
                     try:
                         outcome: Completed | ProviderError = adapter.complete(
-                            core.hinted(sent, call.target), call.target
+                            _within_deadline(core, core.hinted(sent, call.target), call, call_started),
+                            call.target,
                         )
                     except ProviderError as e:
                         outcome = e
@@ -288,7 +310,9 @@ class Router(_Base, openai.OpenAI):  # type: ignore[misc]
         def open_reserved(call: Call) -> Attempt[RoutedStream]:
             started = time.perf_counter()
             try:
-                chunks = core.adapter(call.target).stream(core.hinted(request, call.target), call.target)
+                chunks = core.adapter(call.target).stream(
+                    _within_deadline(core, core.hinted(request, call.target), call, call_started), call.target
+                )
             except ProviderError as e:
                 rows.append(
                     core.row(
@@ -310,7 +334,9 @@ class Router(_Base, openai.OpenAI):  # type: ignore[misc]
                 chunks.close()
                 return Attempt(error=settle.failed_before_content(head, chunks, None))
             settle.ttft = time.perf_counter() - started
-            return Attempt(result=RoutedStream(settle, chunks, rest, head))
+            routed = RoutedStream(settle, chunks, rest, head)
+            self._streams.add(routed)
+            return Attempt(result=routed)
 
         if request.stream:
             stream: RoutedStream = drive(core.plan(decision, request), open_stream)
@@ -347,7 +373,10 @@ class Router(_Base, openai.OpenAI):  # type: ignore[misc]
         self._shadows.submit(run)
 
     def close(self) -> None:
-        """Wait for background shadow calls, then close the SDK clients the router created."""
+        """Wait for background shadow calls, close (and record) streams still open, then close
+        the SDK clients the router created."""
+        for stream in list(self._streams):
+            stream.close()
         if self._shadows is not None:
             self._shadows.shutdown(wait=True)
             self._shadows = None
@@ -381,6 +410,7 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
         request, decision = core.prepare(kwargs)
         call_id = new_call_id()
         rows: list[LedgerRow] = []
+        call_started = time.monotonic()
 
         async def complete(call: Call) -> Attempt[Completed]:
             adapter = core.adapter(call.target)
@@ -391,7 +421,8 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
                 while True:
                     try:
                         outcome: Completed | ProviderError = await adapter.acomplete(
-                            core.hinted(sent, call.target), call.target
+                            _within_deadline(core, core.hinted(sent, call.target), call, call_started),
+                            call.target,
                         )
                     except ProviderError as e:
                         outcome = e
@@ -416,7 +447,7 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
             started = time.perf_counter()
             try:
                 chunks = await core.adapter(call.target).astream(
-                    core.hinted(request, call.target), call.target
+                    _within_deadline(core, core.hinted(request, call.target), call, call_started), call.target
                 )
             except ProviderError as e:
                 rows.append(
@@ -439,7 +470,9 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
                 await chunks.aclose()
                 return Attempt(error=settle.failed_before_content(head, chunks, None))
             settle.ttft = time.perf_counter() - started
-            return Attempt(result=AsyncRoutedStream(settle, chunks, rest, head))
+            routed = AsyncRoutedStream(settle, chunks, rest, head)
+            self._streams.add(routed)
+            return Attempt(result=routed)
 
         if request.stream:
             astream: AsyncRoutedStream = await adrive(core.plan(decision, request), open_stream)
@@ -472,7 +505,10 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
             reservation.release()
 
     async def close(self) -> None:
-        """Wait for background shadow calls, then close the SDK clients the router created."""
+        """Wait for background shadow calls, close (and record) streams still open, then close
+        the SDK clients the router created."""
+        for stream in list(self._streams):
+            await stream.close()
         if self._shadows:
             await asyncio.gather(*self._shadows, return_exceptions=True)
         await self._core.aclose()

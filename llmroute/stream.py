@@ -9,6 +9,9 @@ sent usage, llmroute counts the tokens itself and flags the row `usage.estimated
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 from openai.types.chat import ChatCompletionChunk
 
-from .errors import ProviderError, StreamInterrupted
+from .errors import MalformedResponse, ProviderError, ProviderTimeout, StreamInterrupted, StreamStalled
 from .providers.base import request_for
 from .usage import FinishReason, Usage
 
@@ -50,6 +53,7 @@ class _Settle:
         self.ttft: float | None = None
         self.text: list[str] = []
         self.tool_args: list[str] = []
+        self.reasoning: list[str] = []
         self.finish: FinishReason | None = None
         self.raw_finish: str | None = None
         self.served_model: str | None = None
@@ -65,6 +69,11 @@ class _Settle:
             delta = choice.delta
             if delta.content:
                 self.text.append(delta.content)
+            extra = delta.__pydantic_extra__
+            if extra:  # DeepSeek's reasoning_content, Anthropic thinking (as the adapter names it)
+                reasoning = extra.get("reasoning_content")
+                if isinstance(reasoning, str):
+                    self.reasoning.append(reasoning)
             if delta.tool_calls:
                 for call in delta.tool_calls:
                     if call.function is not None:
@@ -81,7 +90,11 @@ class _Settle:
             self.request.messages, model, tools=self.request.body.get("tools"), encoding=encoding
         )
         output = tokens.count_text("".join(self.text) + "".join(self.tool_args), model, encoding=encoding)
-        return Usage(prompt.tokens, output, estimated=True)
+        # Reasoning is billed as output: a cut reasoning model's stream is mostly reasoning.
+        reasoning = (
+            tokens.count_text("".join(self.reasoning), model, encoding=encoding) if self.reasoning else 0
+        )
+        return Usage(prompt.tokens, output + reasoning, reasoning_tokens=reasoning, estimated=True)
 
     def finish_row(
         self, chunks: ChunkStream | AsyncChunkStream, error: ProviderError | None, closed_early: bool
@@ -144,12 +157,13 @@ class _Settle:
         head: list[ChatCompletionChunk],
         chunks: ChunkStream | AsyncChunkStream,
         cause: ProviderError | None,
-    ) -> StreamInterrupted:
+    ) -> ProviderError:
         """The stream broke or ended before any content reached the caller: record the attempt
         (the provider may have billed its input) and return the error, so the engine can move on."""
         for chunk in head:
             self.see(chunk)
-        error = self.interrupted(cause)
+        # An unreadable answer is reported as such (nothing reached the caller to be "interrupted").
+        error = cause if isinstance(cause, MalformedResponse) else self.interrupted(cause)
         self.finish_row(chunks, error, closed_early=False)
         self.route = None  # not the call's outcome: the engine decides what happens next
         return error
@@ -157,7 +171,8 @@ class _Settle:
     def interrupted(self, cause: ProviderError | None) -> StreamInterrupted:
         target = self.call.target
         reason = str(cause) if cause is not None else "the stream ended without a finish_reason"
-        error = StreamInterrupted(
+        kind = StreamStalled if isinstance(cause, ProviderTimeout) else StreamInterrupted
+        error = kind(
             f"stream interrupted after {len(''.join(self.text))} characters: {reason}",
             request=cause.request if cause is not None else request_for(target),
             provider=target.provider.name,
@@ -214,8 +229,83 @@ class _Base:
         return self._settle.route
 
 
+def _run(
+    settle: _Settle, chunks: ChunkStream, it: Iterator[ChatCompletionChunk], head: list[ChatCompletionChunk]
+) -> Iterator[ChatCompletionChunk]:
+    # A function, not a method: the generator must not keep its stream alive, so that a stream
+    # the caller drops is collected (and settled by its finalizer) at once.
+    for chunk in head:
+        settle.see(chunk)
+        yield chunk
+    try:
+        for chunk in it:
+            settle.see(chunk)
+            yield chunk
+    except ProviderError as e:
+        settle.finish_row(chunks, e, closed_early=False)
+        raise settle.interrupted(e) from e
+    settle.finish_row(chunks, None, closed_early=False)
+    if settle.raw_finish is None:
+        raise settle.interrupted(None)
+
+
+async def _arun(
+    settle: _Settle,
+    chunks: AsyncChunkStream,
+    it: AsyncIterator[ChatCompletionChunk],
+    head: list[ChatCompletionChunk],
+) -> AsyncIterator[ChatCompletionChunk]:
+    for chunk in head:
+        settle.see(chunk)
+        yield chunk
+    try:
+        async for chunk in it:
+            settle.see(chunk)
+            yield chunk
+    except ProviderError as e:
+        settle.finish_row(chunks, e, closed_early=False)
+        raise settle.interrupted(e) from e
+    settle.finish_row(chunks, None, closed_early=False)
+    if settle.raw_finish is None:
+        raise settle.interrupted(None)
+
+
+def _abandoned(settle: _Settle, chunks: ChunkStream) -> None:
+    """A sync stream collected (or its router closed) before it ended: close the response (which
+    frees its connection) and write the attempt's row, settling its slot and reservation."""
+    if settle.route is not None:
+        return
+    with contextlib.suppress(Exception):  # a finaliser must not raise; the row below matters more
+        chunks.close()
+    settle.finish_row(chunks, None, closed_early=True)
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _aabandoned(settle: _Settle, chunks: AsyncChunkStream, loop: asyncio.AbstractEventLoop) -> None:
+    """An async stream collected before it ended: write its row now, and close its response on its
+    event loop (a finaliser cannot await; it may run on any thread)."""
+    if settle.route is not None:
+        return
+    settle.finish_row(chunks, None, closed_early=True)
+
+    def close() -> None:
+        task = loop.create_task(chunks.aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: its transports went with it
+            loop.call_soon_threadsafe(close)
+
+
 class RoutedStream(_Base):
-    """A sync stream of `ChatCompletionChunk`, usable like the SDK's `Stream`."""
+    """A sync stream of `ChatCompletionChunk`, usable like the SDK's `Stream`.
+
+    A stream dropped before its end (neither exhausted nor closed) is closed and recorded when it is
+    garbage-collected, or when its router closes: its row, in-flight slot and budget reservation
+    never leak."""
 
     def __init__(
         self,
@@ -226,25 +316,9 @@ class RoutedStream(_Base):
     ) -> None:
         self._settle = settle
         self._chunks = chunks
-        self._iterator = self._run(rest, head)
-
-    def _run(
-        self, it: Iterator[ChatCompletionChunk], head: list[ChatCompletionChunk]
-    ) -> Iterator[ChatCompletionChunk]:
-        settle = self._settle
-        for chunk in head:
-            settle.see(chunk)
-            yield chunk
-        try:
-            for chunk in it:
-                settle.see(chunk)
-                yield chunk
-        except ProviderError as e:
-            settle.finish_row(self._chunks, e, closed_early=False)
-            raise settle.interrupted(e) from e
-        settle.finish_row(self._chunks, None, closed_early=False)
-        if settle.raw_finish is None:
-            raise settle.interrupted(None)
+        self._iterator = _run(settle, chunks, rest, head)
+        self._finalizer = weakref.finalize(self, _abandoned, settle, chunks)
+        self._finalizer.atexit = False
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self._iterator
@@ -268,7 +342,8 @@ class RoutedStream(_Base):
 
 
 class AsyncRoutedStream(_Base):
-    """An async stream of `ChatCompletionChunk`, usable like the SDK's `AsyncStream`."""
+    """An async stream of `ChatCompletionChunk`, usable like the SDK's `AsyncStream` (dropped
+    before its end, it is recorded when collected or when its router closes, as `RoutedStream`)."""
 
     def __init__(
         self,
@@ -279,25 +354,9 @@ class AsyncRoutedStream(_Base):
     ) -> None:
         self._settle = settle
         self._chunks = chunks
-        self._iterator = self._run(rest, head)
-
-    async def _run(
-        self, it: AsyncIterator[ChatCompletionChunk], head: list[ChatCompletionChunk]
-    ) -> AsyncIterator[ChatCompletionChunk]:
-        settle = self._settle
-        for chunk in head:
-            settle.see(chunk)
-            yield chunk
-        try:
-            async for chunk in it:
-                settle.see(chunk)
-                yield chunk
-        except ProviderError as e:
-            settle.finish_row(self._chunks, e, closed_early=False)
-            raise settle.interrupted(e) from e
-        settle.finish_row(self._chunks, None, closed_early=False)
-        if settle.raw_finish is None:
-            raise settle.interrupted(None)
+        self._iterator = _arun(settle, chunks, rest, head)
+        self._finalizer = weakref.finalize(self, _aabandoned, settle, chunks, asyncio.get_running_loop())
+        self._finalizer.atexit = False
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._iterator

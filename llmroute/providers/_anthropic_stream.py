@@ -24,6 +24,7 @@ from ._anthropic_wire import (
     _openai_usage,
     decode_usage,
 )
+from ._watchdog import Bound, stalled
 from .base import (
     MALFORMED,
     Adapter,
@@ -201,6 +202,7 @@ class _Chunks(ChunkStream):
         events: Any,
         response: httpx2.Response,
         translate: _Translate,
+        bound: Bound | None = None,
     ) -> None:
         self._adapter, self._target, self._events, self._translate = adapter, target, events, translate
         self.response = response
@@ -208,19 +210,34 @@ class _Chunks(ChunkStream):
         self.request_id = response.headers.get("request-id")
         self.finish_reason: FinishReason | None = None
         """The normalised finish reason, once `message_delta` arrived."""
+        self._bound = bound
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         translate = self._translate
+        bound = self._bound
         try:
             for event in self._events:
-                chunks = translate.feed(event)
+                chunks = translate.feed(event)  # [] for pings and bookkeeping events: no progress
                 self.usage, self.finish_reason = translate.usage, translate.finish
-                yield from chunks
+                for chunk in chunks:
+                    if bound is not None:
+                        bound.hold(True)
+                    yield chunk
+                    if bound is not None:
+                        bound.resume()
         except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
             self.usage = translate.partial_usage()
-            raise self._adapter.map_error(e, self._target) from e
+            raise self._adapter._failed(e, self._target, bound, self.response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
+        if bound is not None and bound.expired:
+            self.usage = translate.partial_usage()
+            raise stalled(bound, self._target, self.response)
 
     def close(self) -> None:
+        if self._bound is not None:
+            self._bound.finish()
         self.usage = self._translate.partial_usage()
         self._events.close()
 
@@ -233,25 +250,40 @@ class _AsyncChunks(AsyncChunkStream):
         events: Any,
         response: httpx2.Response,
         translate: _Translate,
+        bound: Bound | None = None,
     ) -> None:
         self._adapter, self._target, self._events, self._translate = adapter, target, events, translate
         self.response = response
         self.headers = response.headers
         self.request_id = response.headers.get("request-id")
         self.finish_reason: FinishReason | None = None
+        self._bound = bound
 
     async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         translate = self._translate
+        bound = self._bound
         try:
             async for event in self._events:
                 chunks = translate.feed(event)
                 self.usage, self.finish_reason = translate.usage, translate.finish
                 for chunk in chunks:
+                    if bound is not None:
+                        bound.hold(True)
                     yield chunk
+                    if bound is not None:
+                        bound.resume()
         except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
             self.usage = translate.partial_usage()
-            raise self._adapter.map_error(e, self._target) from e
+            raise self._adapter._failed(e, self._target, bound, self.response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
+        if bound is not None and bound.expired:
+            self.usage = translate.partial_usage()
+            raise stalled(bound, self._target, self.response)
 
     async def aclose(self) -> None:
+        if self._bound is not None:
+            self._bound.finish()
         self.usage = self._translate.partial_usage()
         await self._events.close()

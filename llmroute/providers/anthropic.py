@@ -38,6 +38,7 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
 from .. import errors as E
 from ..errors import InvalidRequest
 from ..response import RoutedChatCompletion
+from ._watchdog import Bound, bound_for, stalled, window_of
 from .base import (
     MALFORMED,
     AsyncChunkStream,
@@ -252,60 +253,91 @@ class AnthropicAdapter(SDKAdapter):
 
     # -- I/O -----------------------------------------------------------------------------------
 
+    def _bound(self, raw: Any, request: ChatRequest, started: float) -> Bound | None:
+        return bound_for(raw.http_response, window_of(request.timeout, self.deployment.timeout), started)
+
+    def _failed(self, error: BaseException, target: Target, bound: Bound | None, response: Any) -> Exception:
+        if bound is not None and bound.expired:
+            return stalled(bound, target, response)
+        return self.map_error(error, target)
+
     def complete(self, request: ChatRequest, target: Target) -> Completed:
         encoded = self.encode(request, target, stream=False)
         client: Any = self.sync_client()
-        try:
-            raw = client.messages.with_raw_response.create(**encoded.params)
+        started = time.monotonic()
+        try:  # the headers only (the SDK's streamed raw response), so the body's read is bounded
+            raw = client.messages.create(**_headers_only(encoded.params))
         except ValueError as e:  # the SDK refuses long non-streaming calls before sending them
             raise InvalidRequest("max_tokens", str(e)) from e
         except (anthropic.AnthropicError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
+        bound = self._bound(raw, request, started)
         try:
             return self.decode(raw.parse(), raw.http_response, encoded.json_tool)
         except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
-            raise self.map_error(e, target) from e
+            raw.http_response.close()
+            raise self._failed(e, target, bound, raw.http_response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
 
     async def acomplete(self, request: ChatRequest, target: Target) -> Completed:
         encoded = self.encode(request, target, stream=False)
         client: Any = self.async_client()
+        started = time.monotonic()
         try:
-            raw = await client.messages.with_raw_response.create(**encoded.params)
+            raw = await client.messages.create(**_headers_only(encoded.params))
         except ValueError as e:  # the SDK refuses long non-streaming calls before sending them
             raise InvalidRequest("max_tokens", str(e)) from e
         except (anthropic.AnthropicError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
+        bound = self._bound(raw, request, started)
         try:
             return self.decode(await raw.parse(), raw.http_response, encoded.json_tool)
         except (anthropic.AnthropicError, httpx2.HTTPError, *MALFORMED) as e:
-            raise self.map_error(e, target) from e
+            await raw.http_response.aclose()
+            raise self._failed(e, target, bound, raw.http_response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
 
     def stream(self, request: ChatRequest, target: Target) -> ChunkStream:
         encoded = self.encode(request, target, stream=True)
         client: Any = self.sync_client()
+        started = time.monotonic()
         try:
             raw = client.messages.with_raw_response.create(**encoded.params)
             events = raw.parse()
         except (anthropic.AnthropicError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
         translate = _Translate(target, encoded.json_tool, hide_usage=not request.include_usage)
-        return _Chunks(self, target, events, raw.http_response, translate)
+        bound = self._bound(raw, request, started)
+        return _Chunks(self, target, events, raw.http_response, translate, bound)
 
     async def astream(self, request: ChatRequest, target: Target) -> AsyncChunkStream:
         encoded = self.encode(request, target, stream=True)
         client: Any = self.async_client()
+        started = time.monotonic()
         try:
             raw = await client.messages.with_raw_response.create(**encoded.params)
             events = await raw.parse()
         except (anthropic.AnthropicError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
         translate = _Translate(target, encoded.json_tool, hide_usage=not request.include_usage)
-        return _AsyncChunks(self, target, events, raw.http_response, translate)
+        bound = self._bound(raw, request, started)
+        return _AsyncChunks(self, target, events, raw.http_response, translate, bound)
 
     # -- errors --------------------------------------------------------------------------------
 
     def map_error(self, error: BaseException, target: Target) -> Exception:
         return map_anthropic_error(error, target, self._secrets)
+
+
+def _headers_only(params: dict[str, Any]) -> dict[str, Any]:
+    """`messages.create` arguments asking the SDK for its raw response as soon as the headers are
+    in (`with_streaming_response`'s mode); `parse()` then reads and decodes the body."""
+    headers = {**(params.get("extra_headers") or {}), "X-Stainless-Raw-Response": "stream"}
+    return {**params, "extra_headers": headers}
 
 
 def map_anthropic_error(error: BaseException, target: Target, secrets: tuple[str, ...]) -> Exception:

@@ -7,6 +7,7 @@ what its finish reasons mean. Unknown finish reasons normalise to "unknown", nev
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -15,11 +16,12 @@ import httpx2
 import openai
 from openai import AsyncStream, Stream
 from openai._streaming import ServerSentEvent
-from openai.types.chat import ChatCompletionChunk
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessage
 
 from .. import errors as E
 from ..response import FastChunk, RoutedChatCompletion
 from ..usage import FinishReason, Usage, reported_usage
+from ._watchdog import Bound, bound_for, stalled, window_of
 from .base import (
     MALFORMED,
     AsyncChunkStream,
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["DIALECTS", "Dialect", "OpenAICompatAdapter", "decode_usage"]
 
 _RAW = {"X-Stainless-Raw-Response": "true"}
+# Non-streaming answers are sent for with the SDK's streamed raw response: the call returns with the
+# headers, so the body's read can be bounded (see `_watchdog`), then `parse()` reads it.
+_RAW_HEADERS = {"X-Stainless-Raw-Response": "stream"}
 
 OPENAI_FINISH: Mapping[str, FinishReason] = {
     "stop": "stop",
@@ -171,7 +176,9 @@ class OpenAICompatAdapter(SDKAdapter):
             # Always ask for usage: the ledger needs it. The stream hides the extra chunk if the
             # caller did not ask for it.
             body["stream_options"] = {**(request.body.get("stream_options") or {}), "include_usage": True}
-        options: dict[str, Any] = {"headers": {**_RAW, **(request.extra_headers or {})}}
+        options: dict[str, Any] = {
+            "headers": {**(_RAW if stream else _RAW_HEADERS), **(request.extra_headers or {})}
+        }
         if request.extra_query:
             options["params"] = dict(request.extra_query)
         if request.extra_body:
@@ -211,43 +218,69 @@ class OpenAICompatAdapter(SDKAdapter):
             args.update(stream=True, stream_cls=stream_cls)
         return args
 
-    def _completed(self, raw: Any, target: Target) -> Completed:
-        try:
-            completion = raw.parse()
-            check_completion(completion, target, raw.http_response)
-        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
-            raise self.map_error(e, target) from e
-        return self.decode(completion, raw.headers, raw.http_response)
+    def _bound(self, raw: Any, request: ChatRequest, started: float) -> Bound | None:
+        return bound_for(raw.http_response, window_of(request.timeout, self.deployment.timeout), started)
+
+    def _failed(self, error: BaseException, target: Target, bound: Bound | None, response: Any) -> Exception:
+        if bound is not None and bound.expired:
+            return stalled(bound, target, response)
+        return self.map_error(error, target)
 
     def complete(self, request: ChatRequest, target: Target) -> Completed:
+        started = time.monotonic()
         try:
             raw = self.sync_client().post("/chat/completions", **self.post_args(request, target))
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self._completed(raw, target)
+        bound = self._bound(raw, request, started)
+        try:
+            completion = raw.parse()
+            check_completion(completion, target, raw.http_response)
+        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
+            raw.http_response.close()
+            raise self._failed(e, target, bound, raw.http_response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
+        return self.decode(completion, raw.headers, raw.http_response)
 
     async def acomplete(self, request: ChatRequest, target: Target) -> Completed:
+        started = time.monotonic()
         try:
             raw = await self.async_client().post("/chat/completions", **self.post_args(request, target))
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return self._completed(raw, target)
+        bound = self._bound(raw, request, started)
+        try:
+            completion = await raw.parse()
+            check_completion(completion, target, raw.http_response)
+        except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
+            await raw.http_response.aclose()
+            raise self._failed(e, target, bound, raw.http_response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
+        return self.decode(completion, raw.headers, raw.http_response)
 
     def stream(self, request: ChatRequest, target: Target) -> ChunkStream:
         args = self.post_args(request, target, _KeepAliveStream[FastChunk])
+        started = time.monotonic()
         try:
             raw = self.sync_client().post("/chat/completions", **args)
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return _Chunks(self, target, raw.parse(), raw.headers, hide_usage=not request.include_usage)
+        bound = self._bound(raw, request, started)
+        return _Chunks(self, target, raw.parse(), raw.headers, not request.include_usage, bound)
 
     async def astream(self, request: ChatRequest, target: Target) -> AsyncChunkStream:
         args = self.post_args(request, target, AsyncStream[FastChunk])
+        started = time.monotonic()
         try:
             raw = await self.async_client().post("/chat/completions", **args)
         except (openai.OpenAIError, httpx2.HTTPError) as e:
             raise self.map_error(e, target) from e
-        return _AsyncChunks(self, target, raw.parse(), raw.headers, hide_usage=not request.include_usage)
+        bound = self._bound(raw, request, started)
+        return _AsyncChunks(self, target, raw.parse(), raw.headers, not request.include_usage, bound)
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -258,7 +291,11 @@ class OpenAICompatAdapter(SDKAdapter):
 def check_completion(completion: Any, target: Target, response: httpx2.Response | None) -> None:
     """Raise `MalformedResponse` unless `completion` has the shape every caller relies on."""
     choices = getattr(completion, "choices", None)
-    if not isinstance(choices, list) or not choices or not all(hasattr(c, "message") for c in choices):
+    if (
+        not isinstance(choices, list)
+        or not choices
+        or not all(isinstance(getattr(c, "message", None), ChatCompletionMessage) for c in choices)
+    ):
         raise E.MalformedResponse(
             "the provider's answer has no valid `choices`",
             request=request_for(target, response),
@@ -320,6 +357,24 @@ def map_openai_error(error: BaseException, target: Target, secrets: tuple[str, .
     raise error
 
 
+def progressed(chunk: ChatCompletionChunk) -> bool:
+    """Whether a chunk is content progress (see `_watchdog`): usage, or a choice with content,
+    reasoning, tool calls, a refusal or a finish reason — not an empty keep-alive delta."""
+    if chunk.usage is not None:
+        return True
+    for choice in chunk.choices:
+        delta = choice.delta
+        if (
+            delta.content
+            or delta.tool_calls
+            or choice.finish_reason is not None
+            or delta.refusal
+            or delta.__pydantic_extra__
+        ):
+            return True
+    return False
+
+
 class _Chunks(ChunkStream):
     def __init__(
         self,
@@ -328,15 +383,18 @@ class _Chunks(ChunkStream):
         stream: Stream[ChatCompletionChunk],
         headers: Mapping[str, str],
         hide_usage: bool,
+        bound: Bound | None = None,
     ) -> None:
         self._adapter, self._target, self._stream = adapter, target, stream
         self.headers = headers
         self.response = stream.response
         self.request_id = headers.get("x-request-id")
         self._hide_usage = hide_usage
+        self._bound = bound
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         dialect = self._adapter.dialect
+        bound = self._bound
         try:
             for chunk in self._stream:
                 if chunk.usage is not None or dialect.usage == "llamacpp":
@@ -345,11 +403,23 @@ class _Chunks(ChunkStream):
                         self.usage = usage
                     if self._hide_usage and not chunk.choices:
                         continue
-                yield chunk
+                if bound is None:
+                    yield chunk
+                else:
+                    bound.hold(progressed(chunk))
+                    yield chunk
+                    bound.resume()
         except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
-            raise self._adapter.map_error(e, self._target) from e
+            raise self._adapter._failed(e, self._target, bound, self.response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
+        if bound is not None and bound.expired:  # the shut socket read as the body's end
+            raise stalled(bound, self._target, self.response)
 
     def close(self) -> None:
+        if self._bound is not None:
+            self._bound.finish()
         self._stream.close()
 
 
@@ -361,15 +431,18 @@ class _AsyncChunks(AsyncChunkStream):
         stream: AsyncStream[ChatCompletionChunk],
         headers: Mapping[str, str],
         hide_usage: bool,
+        bound: Bound | None = None,
     ) -> None:
         self._adapter, self._target, self._stream = adapter, target, stream
         self.headers = headers
         self.response = stream.response
         self.request_id = headers.get("x-request-id")
         self._hide_usage = hide_usage
+        self._bound = bound
 
     async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         dialect = self._adapter.dialect
+        bound = self._bound
         try:
             async for chunk in self._stream:
                 if chunk.usage is not None or dialect.usage == "llamacpp":
@@ -378,9 +451,21 @@ class _AsyncChunks(AsyncChunkStream):
                         self.usage = usage
                     if self._hide_usage and not chunk.choices:
                         continue
-                yield chunk
+                if bound is None:
+                    yield chunk
+                else:
+                    bound.hold(progressed(chunk))
+                    yield chunk
+                    bound.resume()
         except (openai.OpenAIError, httpx2.HTTPError, *MALFORMED) as e:
-            raise self._adapter.map_error(e, self._target) from e
+            raise self._adapter._failed(e, self._target, bound, self.response) from e
+        finally:
+            if bound is not None:
+                bound.finish()
+        if bound is not None and bound.expired:
+            raise stalled(bound, self._target, self.response)
 
     async def aclose(self) -> None:
+        if self._bound is not None:
+            self._bound.finish()
         await self._stream.close()
