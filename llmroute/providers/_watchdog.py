@@ -29,6 +29,9 @@ __all__ = ["DEFAULT_STALL_S", "Bound", "bound_for", "window_of"]
 DEFAULT_STALL_S = 120.0
 """Seconds without content progress after which an attempt with no `timeout` is ended."""
 
+STALLED = "stalled"
+"""The `type` of a `ProviderTimeout` raised because an answer stopped making progress."""
+
 _monotonic = time.monotonic
 
 
@@ -177,13 +180,15 @@ def bound_for(response: Any, window: float | None, started: float) -> Bound | No
 
 
 def stalled(bound: Bound, target: Any, response: Any = None) -> Exception:
-    """The error for an attempt its watchdog ended: a retryable `ProviderTimeout`."""
+    """The error for an attempt its watchdog ended: a retryable `ProviderTimeout` whose `type` is
+    "stalled" (the provider had answered with headers: it may bill the attempt)."""
     from ..errors import ProviderTimeout
     from .base import request_for
 
     return ProviderTimeout(
         bound.describe(),
         request=request_for(target, response),
+        body={"type": STALLED, "message": bound.describe()},
         provider=target.provider.name,
         deployment=target.deployment.name,
         model=target.model.id,

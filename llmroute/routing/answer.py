@@ -75,6 +75,17 @@ def _estimated_usage(request: ChatRequest, call: Call, done: Completed) -> Usage
     return Usage(prompt, output, estimated=True, raw=done.usage.raw)  # impossible numbers stay on record
 
 
+def _stalled_usage(request: ChatRequest, call: Call, error: ProviderError) -> Usage:
+    """An answer that stalled after its headers was being generated: its prompt was processed and
+    may be billed, so the row counts it (estimated). Other failures bill nothing."""
+    if error.type != "stalled":  # llmroute.providers._watchdog.STALLED
+        return Usage()
+    from .estimate import estimate_prompt_tokens
+
+    prompt, _ = estimate_prompt_tokens(request, call.target)
+    return Usage(prompt, 0, estimated=True)
+
+
 def _rejection(core: RouterCore, done: Completed) -> str | None:
     for acceptor in core.acceptors:
         reason: str | None = acceptor.accept(done.completion)
@@ -148,7 +159,14 @@ def answer_flow(
         if isinstance(outcome, ProviderError):
             rows.append(
                 core.row(
-                    call_id, call, current, outcome="error", started=started, error=outcome, decision=decision
+                    call_id,
+                    call,
+                    current,
+                    usage=_stalled_usage(current, call, outcome),
+                    outcome="error",
+                    started=started,
+                    error=outcome,
+                    decision=decision,
                 )
             )
             return Attempt(error=outcome)

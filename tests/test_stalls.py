@@ -1,0 +1,293 @@
+"""Every call has a time bound; abandoned streams are accounted for (issue #14 items 4 and 5).
+
+Against a raw misbehaving HTTP server (`tests/_badserver.py`) on a real socket, through the real SDKs:
+an answer that stalls after its headers, a stream that sends one chunk then only keep-alive
+comments, a body trickled at one byte a second. Each ends with `ProviderTimeout` (an
+`openai.APITimeoutError`) within its timeout plus a generous margin (a correctness bound, not a
+speed test), and leaves its ledger row. The raw `openai` SDK, same server, same timeout, is still
+stuck when the router's call has long ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from tenacity import stop_after_attempt
+
+import llmroute
+from llmroute.errors import ProviderTimeout, Retryability, StreamInterrupted, StreamStalled
+from llmroute.providers import _watchdog
+
+from _badserver import BadServer
+from conftest import CANARY_OPENAI, USER
+
+ANTHROPIC_KEY = "sk-ant-canary-99887766554433221100ffeeddcc"
+TIMEOUT = 1.0
+ONE_TRY = llmroute.RetryPolicy(stop=stop_after_attempt(1))
+_ANSWER = {
+    "id": "chatcmpl-warm",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-5.4",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+}
+MARGIN = 3.0  # generous: the bound is the timeout; the margin absorbs a loaded machine
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BadServer]:
+    with BadServer() as bad:
+        # First use imports the SDKs and loads tokenizers (seconds on a loaded machine): not the
+        # time bound under test, so paid here.
+        bad.answers["warm"] = _ANSWER
+        for anthropic in (False, True):
+            with llmroute.Router([deployment(bad, "answer-warm", anthropic)], retry=ONE_TRY) as router:
+                with contextlib.suppress(llmroute.LLMRouteError):
+                    router.chat.completions.create(model="bad", messages=USER)
+        yield bad
+
+
+def deployment(server: BadServer, mode: str, anthropic: bool = False, **kwargs: Any) -> llmroute.Deployment:
+    if anthropic:
+        return llmroute.Deployment(
+            "bad", model="claude-sonnet-4.6", base_url=server.base_url(mode, True), api_key=ANTHROPIC_KEY, **kwargs
+        )
+    return llmroute.Deployment(
+        "bad", model="gpt-5.4", base_url=server.base_url(mode), api_key=CANARY_OPENAI, **kwargs
+    )
+
+
+
+CASES = [
+    ("stall", False, False),
+    ("stall", True, False),
+    ("ping", True, False),
+    ("trickle", False, False),
+    ("trickle", True, False),
+    ("stall", False, True),
+    ("ping", True, True),
+    ("trickle", True, True),
+]
+
+
+def _check_row(router: llmroute.Router | llmroute.AsyncRouter, stream: bool) -> None:
+    rows = router.ledger.rows()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.error is not None and row.outcome in ("error", "cut")
+    assert row.usage.estimated and row.usage.input_tokens > 0  # counted, and flagged as such
+    assert row.stream is stream
+
+
+@pytest.mark.parametrize(("mode", "stream", "anthropic"), CASES)
+def test_stalled_attempt_ends_in_time_sync(server: BadServer, mode: str, stream: bool, anthropic: bool) -> None:
+    with llmroute.Router([deployment(server, mode, anthropic)], retry=ONE_TRY) as router:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout) as info:
+            reply = router.chat.completions.create(model="bad", messages=USER, stream=stream, timeout=TIMEOUT)
+            if stream:
+                for _ in reply:
+                    pass
+        elapsed = time.monotonic() - started
+        assert elapsed < TIMEOUT + MARGIN, elapsed
+        assert isinstance(info.value, openai.APITimeoutError)
+        assert info.value.retryable is Retryability.RETRY
+        if stream:
+            assert isinstance(info.value, StreamStalled)
+        _check_row(router, stream)
+
+
+@pytest.mark.parametrize(("mode", "stream", "anthropic"), CASES)
+async def test_stalled_attempt_ends_in_time_async(
+    server: BadServer, mode: str, stream: bool, anthropic: bool
+) -> None:
+    async with llmroute.AsyncRouter([deployment(server, mode, anthropic)], retry=ONE_TRY) as router:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout) as info:
+            reply = await router.chat.completions.create(
+                model="bad", messages=USER, stream=stream, timeout=TIMEOUT
+            )
+            if stream:
+                async for _ in reply:
+                    pass
+        assert time.monotonic() - started < TIMEOUT + MARGIN
+        assert isinstance(info.value, openai.APITimeoutError)
+        _check_row(router, stream)
+
+
+def test_partial_text_of_a_stalled_stream(server: BadServer) -> None:
+    """After content, the caller gets the partial text with the timeout (both error types)."""
+    with llmroute.Router([deployment(server, "ping")], retry=ONE_TRY) as router:
+        stream = router.chat.completions.create(model="bad", messages=USER, stream=True, timeout=TIMEOUT)
+        seen = []
+        with pytest.raises(StreamStalled) as info:
+            for chunk in stream:
+                seen.append(chunk.choices[0].delta.content)
+        assert seen == ["Hello there"]
+        assert isinstance(info.value, StreamInterrupted) and info.value.partial_text == "Hello there"
+        row = router.ledger.rows()[0]
+        assert row.outcome == "cut" and row.usage.output_tokens > 0 and row.usage.estimated
+
+
+def test_raw_sdk_is_still_stuck_on_keepalive_comments() -> None:
+    """The baseline: the SDK's read timeout is per socket read, so comments every 0.2 s keep it
+    waiting far beyond `timeout` (its default bound is 600 s)."""
+    with BadServer() as bad:
+        client = openai.OpenAI(base_url=bad.base_url("ping"), api_key=CANARY_OPENAI, timeout=TIMEOUT, max_retries=0)
+        ended = threading.Event()
+
+        def run() -> None:
+            try:
+                for _ in client.chat.completions.create(model="gpt-5.4", messages=USER, stream=True):  # type: ignore[arg-type]
+                    pass
+            except Exception:  # the server going away ends it
+                pass
+            ended.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        assert not ended.wait(TIMEOUT + MARGIN)  # the router ended the same case within this
+    thread.join(10)
+    assert ended.is_set()
+    client.close()
+
+
+def test_default_stall_bound_applies_without_timeout(server: BadServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_watchdog, "DEFAULT_STALL_S", TIMEOUT)
+    with llmroute.Router([deployment(server, "ping")], retry=ONE_TRY) as router:
+        started = time.monotonic()
+        with pytest.raises(StreamStalled, match="no content progress"):
+            for _ in router.chat.completions.create(model="bad", messages=USER, stream=True):
+                pass
+        assert time.monotonic() - started < TIMEOUT + MARGIN
+
+
+def test_deployment_timeout_is_the_call_timeout(server: BadServer) -> None:
+    with llmroute.Router([deployment(server, "trickle", timeout=TIMEOUT)], retry=ONE_TRY) as router:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout):
+            router.chat.completions.create(model="bad", messages=USER)
+        assert time.monotonic() - started < TIMEOUT + MARGIN
+
+
+def test_retry_deadline_bounds_the_attempt(server: BadServer) -> None:
+    """`RetryPolicy(deadline=...)` without a per-call timeout: the attempt gets what is left of it,
+    and no retry starts after it."""
+    retry = llmroute.RetryPolicy(deadline=TIMEOUT)
+    with llmroute.Router([deployment(server, "stall")], retry=retry) as router:
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeout):
+            router.chat.completions.create(model="bad", messages=USER)
+        assert time.monotonic() - started < TIMEOUT + MARGIN
+        assert len(router.ledger.rows()) == 1
+
+
+def _slow_stream(chunks: int) -> list[dict[str, Any]]:
+    pieces = [
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-5.4",
+            "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}],
+        }
+        for i in range(chunks)
+    ]
+    pieces.append({**pieces[0], "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return pieces
+
+
+def test_caller_time_between_chunks_is_not_a_stall(server: BadServer) -> None:
+    """The clock runs while llmroute waits for the provider, not while the caller holds a chunk."""
+    server.answers["slow-reader"] = _slow_stream(3)
+    with llmroute.Router([deployment(server, "answer-slow-reader")], retry=ONE_TRY) as router:
+        stream = router.chat.completions.create(model="bad", messages=USER, stream=True, timeout=0.5)
+        text = []
+        for chunk in stream:
+            time.sleep(0.8)  # longer than the timeout, spent by the caller
+            if chunk.choices:
+                text.append(chunk.choices[0].delta.content or "")
+        assert "".join(text) == "w0 w1 w2 "
+        assert router.ledger.rows()[0].outcome == "ok"
+
+
+def test_a_stream_making_progress_outlives_its_timeout(server: BadServer) -> None:
+    """The timeout bounds the gaps between content, not the whole of an answer that is arriving."""
+    server.answers["steady"] = _slow_stream(5)
+    with llmroute.Router([deployment(server, "drip-steady")], retry=ONE_TRY) as router:
+        started = time.monotonic()
+        stream = router.chat.completions.create(model="bad", messages=USER, stream=True, timeout=0.6)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        assert time.monotonic() - started > 0.6 * 2  # several timeouts long, and still complete
+        assert text == "w0 w1 w2 w3 w4 "
+        assert router.ledger.rows()[0].outcome == "ok"
+
+
+# -- abandoned streams (issue #14 item 5) ---------------------------------------------------------
+
+
+def _limited(server: BadServer) -> list[llmroute.Deployment]:
+    return [deployment(server, "answer-long", max_in_flight=1)]
+
+
+def _long_answer(server: BadServer) -> None:
+    server.answers["long"] = _slow_stream(40)
+
+
+def test_abandoned_streams_release_their_slot_and_are_recorded(server: BadServer) -> None:
+    _long_answer(server)
+    with llmroute.Router(_limited(server), retry=ONE_TRY) as router:
+        for _ in range(3):
+            stream = router.chat.completions.create(model="bad", messages=USER, stream=True)
+            next(iter(stream))
+            del stream  # neither exhausted nor closed
+            gc.collect()
+        rows = router.ledger.rows()
+        assert [row.outcome for row in rows] == ["cut", "cut", "cut"]
+        assert all(row.usage.estimated and row.usage.output_tokens > 0 for row in rows)
+        reply = router.chat.completions.create(model="bad", messages=USER, stream=True)  # no NoCapacity
+        assert sum(1 for _ in reply) == 41
+
+
+def test_router_close_records_open_streams(server: BadServer) -> None:
+    _long_answer(server)
+    router = llmroute.Router(_limited(server), retry=ONE_TRY)
+    stream = router.chat.completions.create(model="bad", messages=USER, stream=True)
+    next(iter(stream))
+    router.close()
+    assert [row.outcome for row in router.ledger.rows()] == ["cut"]
+    assert stream.route.usage.estimated
+
+
+async def test_abandoned_async_streams_release_their_slot_and_are_recorded(server: BadServer) -> None:
+    _long_answer(server)
+    async with llmroute.AsyncRouter(_limited(server), retry=ONE_TRY) as router:
+        for _ in range(3):
+            stream = await router.chat.completions.create(model="bad", messages=USER, stream=True)
+            await stream.__anext__()
+            del stream
+            gc.collect()
+            await asyncio.sleep(0)  # the response's close, scheduled by the finaliser
+        rows = router.ledger.rows()
+        assert [row.outcome for row in rows] == ["cut", "cut", "cut"]
+        assert all(row.usage.estimated for row in rows)
+        reply = await router.chat.completions.create(model="bad", messages=USER, stream=True)
+        assert len([chunk async for chunk in reply]) == 41
+
+
+async def test_async_router_close_records_open_streams(server: BadServer) -> None:
+    _long_answer(server)
+    router = llmroute.AsyncRouter(_limited(server), retry=ONE_TRY)
+    stream = await router.chat.completions.create(model="bad", messages=USER, stream=True)
+    await stream.__anext__()
+    await router.close()
+    assert [row.outcome for row in router.ledger.rows()] == ["cut"]
