@@ -37,7 +37,7 @@ from .catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from .errors import BudgetExceeded, ConfigurationError, ProviderError
 from .money.ledger import Ledger, LedgerRow
 from .policy import Decision, Policy
-from .providers._watchdog import window_of
+from .providers._watchdog import cut_to_deadline
 from .providers.base import Completed
 from .request import ChatRequest
 from .resources import AsyncChat, Chat
@@ -235,16 +235,13 @@ def _finish(
 
 
 def _within_deadline(core: RouterCore, request: ChatRequest, call: Call, started: float) -> ChatRequest:
-    """The request with its timeout cut to what is left of `RetryPolicy(deadline=...)`, so that one
-    attempt cannot outlive the call's deadline."""
+    """The request with a timeout that ends its attempt by the call's `RetryPolicy(deadline=...)`
+    (`providers._watchdog.cut_to_deadline`), so that one attempt cannot outlive the deadline."""
     deadline = core.retry.deadline
     if deadline is None:
         return request
-    left = max(0.001, deadline - (time.monotonic() - started))
-    current = window_of(request.timeout, call.target.deployment.timeout)
-    if current is not None and current <= left:
-        return request
-    return dataclasses.replace(request, timeout=left)
+    timeout = cut_to_deadline(request.timeout, call.target.deployment.timeout, started + deadline)
+    return dataclasses.replace(request, timeout=timeout)
 
 
 def _has_content(chunk: ChatCompletionChunk) -> bool:

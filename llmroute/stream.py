@@ -321,7 +321,9 @@ class RoutedStream(_Base):
         self._finalizer.atexit = False
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self._iterator
+        # Itself, not its generator: `for chunk in router.chat.completions.create(...)` keeps no
+        # other reference to the stream, which would be collected (and closed) while being read.
+        return self
 
     def __next__(self) -> ChatCompletionChunk:
         return next(self._iterator)
@@ -359,7 +361,7 @@ class AsyncRoutedStream(_Base):
         self._finalizer.atexit = False
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self._iterator
+        return self  # itself, not its generator: see `RoutedStream.__iter__`
 
     async def __anext__(self) -> ChatCompletionChunk:
         return await self._iterator.__anext__()

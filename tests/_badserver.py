@@ -33,7 +33,9 @@ _OPENAI_CHUNK = {
     "object": "chat.completion.chunk",
     "created": 1,
     "model": "gpt-5.4",
-    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello there"}, "finish_reason": None}],
+    "choices": [
+        {"index": 0, "delta": {"role": "assistant", "content": "Hello there"}, "finish_reason": None}
+    ],
 }
 _OPENAI_ANSWER = {
     "id": "chatcmpl-bad",
@@ -136,7 +138,9 @@ class BadServer:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
             path = lines[0].split(" ")[1]
-            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+            }
             body = json.loads(await reader.readexactly(int(headers.get("content-length", "0"))) or b"{}")
             self.requests += 1
             await self._answer(writer, path, bool(body.get("stream")))

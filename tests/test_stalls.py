@@ -20,14 +20,13 @@ from typing import Any
 
 import openai
 import pytest
+from _badserver import BadServer
+from conftest import CANARY_OPENAI, USER
 from tenacity import stop_after_attempt
 
 import llmroute
 from llmroute.errors import ProviderTimeout, Retryability, StreamInterrupted, StreamStalled
 from llmroute.providers import _watchdog
-
-from _badserver import BadServer
-from conftest import CANARY_OPENAI, USER
 
 ANTHROPIC_KEY = "sk-ant-canary-99887766554433221100ffeeddcc"
 TIMEOUT = 1.0
@@ -50,21 +49,26 @@ def server() -> Iterator[BadServer]:
         # time bound under test, so paid here.
         bad.answers["warm"] = _ANSWER
         for anthropic in (False, True):
-            with llmroute.Router([deployment(bad, "answer-warm", anthropic)], retry=ONE_TRY) as router:
-                with contextlib.suppress(llmroute.LLMRouteError):
-                    router.chat.completions.create(model="bad", messages=USER)
+            with (
+                llmroute.Router([deployment(bad, "answer-warm", anthropic)], retry=ONE_TRY) as router,
+                contextlib.suppress(llmroute.LLMRouteError),
+            ):
+                router.chat.completions.create(model="bad", messages=USER)
         yield bad
 
 
 def deployment(server: BadServer, mode: str, anthropic: bool = False, **kwargs: Any) -> llmroute.Deployment:
     if anthropic:
         return llmroute.Deployment(
-            "bad", model="claude-sonnet-4.6", base_url=server.base_url(mode, True), api_key=ANTHROPIC_KEY, **kwargs
+            "bad",
+            model="claude-sonnet-4.6",
+            base_url=server.base_url(mode, True),
+            api_key=ANTHROPIC_KEY,
+            **kwargs,
         )
     return llmroute.Deployment(
         "bad", model="gpt-5.4", base_url=server.base_url(mode), api_key=CANARY_OPENAI, **kwargs
     )
-
 
 
 CASES = [
@@ -89,7 +93,9 @@ def _check_row(router: llmroute.Router | llmroute.AsyncRouter, stream: bool) -> 
 
 
 @pytest.mark.parametrize(("mode", "stream", "anthropic"), CASES)
-def test_stalled_attempt_ends_in_time_sync(server: BadServer, mode: str, stream: bool, anthropic: bool) -> None:
+def test_stalled_attempt_ends_in_time_sync(
+    server: BadServer, mode: str, stream: bool, anthropic: bool
+) -> None:
     with llmroute.Router([deployment(server, mode, anthropic)], retry=ONE_TRY) as router:
         started = time.monotonic()
         with pytest.raises(ProviderTimeout) as info:
@@ -142,7 +148,9 @@ def test_raw_sdk_is_still_stuck_on_keepalive_comments() -> None:
     """The baseline: the SDK's read timeout is per socket read, so comments every 0.2 s keep it
     waiting far beyond `timeout` (its default bound is 600 s)."""
     with BadServer() as bad:
-        client = openai.OpenAI(base_url=bad.base_url("ping"), api_key=CANARY_OPENAI, timeout=TIMEOUT, max_retries=0)
+        client = openai.OpenAI(
+            base_url=bad.base_url("ping"), api_key=CANARY_OPENAI, timeout=TIMEOUT, max_retries=0
+        )
         ended = threading.Event()
 
         def run() -> None:
@@ -161,7 +169,9 @@ def test_raw_sdk_is_still_stuck_on_keepalive_comments() -> None:
     client.close()
 
 
-def test_default_stall_bound_applies_without_timeout(server: BadServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_stall_bound_applies_without_timeout(
+    server: BadServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_watchdog, "DEFAULT_STALL_S", TIMEOUT)
     with llmroute.Router([deployment(server, "ping")], retry=ONE_TRY) as router:
         started = time.monotonic()
@@ -198,7 +208,7 @@ def _slow_stream(chunks: int) -> list[dict[str, Any]]:
             "object": "chat.completion.chunk",
             "created": 1,
             "model": "gpt-5.4",
-            "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}],
+            "choices": [{"index": 0, "delta": {"content": f"w{i}. "}, "finish_reason": None}],
         }
         for i in range(chunks)
     ]
@@ -216,7 +226,7 @@ def test_caller_time_between_chunks_is_not_a_stall(server: BadServer) -> None:
             time.sleep(0.8)  # longer than the timeout, spent by the caller
             if chunk.choices:
                 text.append(chunk.choices[0].delta.content or "")
-        assert "".join(text) == "w0 w1 w2 "
+        assert "".join(text) == "w0. w1. w2. "
         assert router.ledger.rows()[0].outcome == "ok"
 
 
@@ -228,8 +238,8 @@ def test_a_stream_making_progress_outlives_its_timeout(server: BadServer) -> Non
         stream = router.chat.completions.create(model="bad", messages=USER, stream=True, timeout=0.6)
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
         assert time.monotonic() - started > 0.6 * 2  # several timeouts long, and still complete
-        assert text == "w0 w1 w2 w3 w4 "
-        assert router.ledger.rows()[0].outcome == "ok"
+        assert text == "w0. w1. w2. w3. w4. "
+        assert router.ledger.rows()[0].outcome == "ok", stream.route
 
 
 # -- abandoned streams (issue #14 item 5) ---------------------------------------------------------
@@ -291,3 +301,26 @@ async def test_async_router_close_records_open_streams(server: BadServer) -> Non
     await stream.__anext__()
     await router.close()
     assert [row.outcome for row in router.ledger.rows()] == ["cut"]
+
+
+def test_a_stream_read_without_a_name_is_not_abandoned(server: BadServer) -> None:
+    """`for chunk in router.chat.completions.create(...)` holds no other reference to the stream:
+    it must stay open while it is read (the finaliser only closes streams nobody can read)."""
+    server.answers["unnamed"] = _slow_stream(3)
+    with llmroute.Router([deployment(server, "drip-unnamed")], retry=ONE_TRY) as router:
+        text = []
+        for chunk in router.chat.completions.create(model="bad", messages=USER, stream=True):
+            gc.collect()
+            text.extend(choice.delta.content or "" for choice in chunk.choices)
+        assert "".join(text) == "w0. w1. w2. " and router.ledger.rows()[0].outcome == "ok"
+
+
+async def test_an_async_stream_read_without_a_name_is_not_abandoned(server: BadServer) -> None:
+    server.answers["unnamed"] = _slow_stream(3)
+    async with llmroute.AsyncRouter([deployment(server, "drip-unnamed")], retry=ONE_TRY) as router:
+        text = []
+        async for chunk in await router.chat.completions.create(model="bad", messages=USER, stream=True):
+            gc.collect()
+            await asyncio.sleep(0)
+            text.extend(choice.delta.content or "" for choice in chunk.choices)
+        assert "".join(text) == "w0. w1. w2. " and router.ledger.rows()[0].outcome == "ok"

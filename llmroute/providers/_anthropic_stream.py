@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anthropic
 import httpx2
@@ -27,7 +27,6 @@ from ._anthropic_wire import (
 from ._watchdog import Bound, stalled
 from .base import (
     MALFORMED,
-    Adapter,
     AsyncChunkStream,
     ChunkStream,
 )
@@ -37,6 +36,15 @@ if TYPE_CHECKING:
 
 
 # ------------------------------------------------------------------------------------ streams
+
+
+class _Fails(Protocol):
+    """What a stream needs of its adapter: the error its failure is reported as (`ProviderTimeout`
+    when the watchdog ended it, else the mapped SDK error)."""
+
+    def _failed(
+        self, error: BaseException, target: Target, bound: Bound | None, response: Any
+    ) -> Exception: ...
 
 
 class _Translate:
@@ -197,7 +205,7 @@ class _Fields:
 class _Chunks(ChunkStream):
     def __init__(
         self,
-        adapter: Adapter,
+        adapter: _Fails,
         target: Target,
         events: Any,
         response: httpx2.Response,
@@ -245,7 +253,7 @@ class _Chunks(ChunkStream):
 class _AsyncChunks(AsyncChunkStream):
     def __init__(
         self,
-        adapter: Adapter,
+        adapter: _Fails,
         target: Target,
         events: Any,
         response: httpx2.Response,

@@ -18,13 +18,14 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import os
 import socket
 import threading
 import time
 from typing import Any
 
-__all__ = ["DEFAULT_STALL_S", "Bound", "bound_for", "window_of"]
+__all__ = ["DEFAULT_STALL_S", "Bound", "DeadlineTimeout", "bound_for", "cut_to_deadline", "window_of"]
 
 DEFAULT_STALL_S = 120.0
 """Seconds without content progress after which an attempt with no `timeout` is ended."""
@@ -35,12 +36,38 @@ STALLED = "stalled"
 _monotonic = time.monotonic
 
 
+class DeadlineTimeout(float):
+    """An attempt's `timeout` inside a call's total deadline (`RetryPolicy(deadline=...)`): its value,
+    what the SDK gets, is the smaller of the progress window and what is left of the deadline;
+    `window` is the progress window the caller or deployment asked for (None: none was asked, the
+    default stall bound applies) and `end` the deadline as a `time.monotonic()` instant."""
+
+    window: float | None
+    end: float
+
+    def __new__(cls, value: float, window: float | None, end: float) -> DeadlineTimeout:
+        self = super().__new__(cls, value)
+        self.window, self.end = window, end
+        return self
+
+
+def cut_to_deadline(timeout: Any, fallback: Any, end: float) -> Any:
+    """The timeout of an attempt that must end by `end` (monotonic): a `DeadlineTimeout` carrying the
+    progress window (`timeout`, else the deployment's `fallback`) and the end (see `bound_for`).
+    The window alone cannot end the attempt in time: a stream making progress outlives any window."""
+    window = window_of(timeout, fallback)
+    left = max(0.001, end - _monotonic())
+    return DeadlineTimeout(left if window is None else min(window, left), window, end)
+
+
 def window_of(timeout: Any, fallback: Any = None) -> float | None:
     """The progress window of a call: its `timeout` in seconds (an `httpx.Timeout`'s read value),
     else the deployment's, else None (the default stall bound applies)."""
     for value in (timeout, fallback):
         if value is None:
             continue
+        if isinstance(value, DeadlineTimeout):
+            return value.window
         if isinstance(value, int | float):
             return float(value)
         read = getattr(value, "read", None)
@@ -53,28 +80,31 @@ class Bound:
     """One attempt's moving deadline (see the module docstring). The adapter calls `hold` before
     handing a chunk to the caller and `resume` when the caller asks for the next one."""
 
-    __slots__ = ("_socket", "deadline", "done", "expired", "paused", "window")
+    __slots__ = ("_socket", "deadline", "done", "end", "expired", "paused", "window")
 
-    def __init__(self, window: float, deadline: float, sock: socket.socket) -> None:
+    def __init__(self, window: float, deadline: float, sock: Any, end: float = math.inf) -> None:
         self.window = window
-        self.deadline = deadline
+        self.end = end  # the call's total deadline: progress does not move the deadline past it
+        self.deadline = min(deadline, end)
         self.paused = 0.0
         self.expired = False
         self.done = False
-        self._socket: socket.socket | None = sock
+        self._socket: Any = sock
 
     def hold(self, progressed: bool) -> None:
         """A chunk goes to the caller: restart the window if it carried content, and stop the
         clock while the caller has it."""
         now = _monotonic()
         if progressed:
-            self.deadline = now + self.window
+            self.deadline = min(now + self.window, self.end)
         self.paused = now
 
     def resume(self) -> None:
         """The caller wants the next chunk: the clock runs again, the caller's time not counted."""
         if self.paused:
-            self.deadline += _monotonic() - self.paused
+            held = _monotonic() - self.paused
+            self.deadline += held
+            self.end += held
             self.paused = 0.0
 
     def finish(self) -> None:
@@ -88,11 +118,17 @@ class Bound:
         sock = self._socket
         self.expired = True
         self.finish()
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed by its owner
+        if sock is None:
+            return
+        with contextlib.suppress(OSError, ValueError):  # already closed by its owner
+            if isinstance(sock, socket.socket):  # not an SSLSocket's own shutdown (a TLS unwrap)
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            else:  # asyncio's TransportSocket: the raw socket's shutdown; the loop then reads EOF
+                sock.shutdown(socket.SHUT_RDWR)
 
     def describe(self) -> str:
+        if self.deadline >= self.end:
+            return "the call's total deadline (RetryPolicy.deadline) passed during the answer"
         return f"no content progress from the provider for {self.window:g} s"
 
 
@@ -152,7 +188,9 @@ _WATCHDOG = _Watchdog()
 os.register_at_fork(after_in_child=_WATCHDOG._after_fork)
 
 
-def _socket_of(response: Any) -> socket.socket | None:
+def _socket_of(response: Any) -> Any:
+    """The socket under a response: a `socket.socket` (sync transports) or, on an event loop,
+    asyncio's `TransportSocket` (its `shutdown` is the raw socket's); None when there is none."""
     stream = getattr(response, "extensions", {}).get("network_stream")
     if stream is None:
         return None
@@ -160,21 +198,26 @@ def _socket_of(response: Any) -> socket.socket | None:
         sock = stream.get_extra_info("socket")
     except Exception:  # a transport without the extension's usual interface
         return None
-    return sock if isinstance(sock, socket.socket) else None
+    if isinstance(sock, socket.socket) or callable(getattr(sock, "shutdown", None)):
+        return sock
+    return None
 
 
-def bound_for(response: Any, window: float | None, started: float) -> Bound | None:
-    """Watch an attempt whose headers have arrived: `window` seconds from `started` (the attempt's
-    start) until progress, or `DEFAULT_STALL_S` from now when the call set no timeout. None when
-    the transport has no socket to shut (a custom or in-process transport): the SDK's timeouts
-    are all there is then."""
+def bound_for(response: Any, timeout: Any, fallback: Any, started: float) -> Bound | None:
+    """Watch an attempt whose headers have arrived: its window (`timeout`, else the deployment's
+    `fallback`) from `started` (the attempt's start) until progress, or `DEFAULT_STALL_S` from now
+    when neither set one; never past the call's deadline when `timeout` is a `DeadlineTimeout`.
+    None when the transport has no socket to shut (a custom or in-process transport): the SDK's
+    timeouts are all there is then."""
     sock = _socket_of(response)
     if sock is None:
         return None
+    window = window_of(timeout, fallback)
+    end = timeout.end if isinstance(timeout, DeadlineTimeout) else math.inf
     if window is None:
-        bound = Bound(DEFAULT_STALL_S, _monotonic() + DEFAULT_STALL_S, sock)
+        bound = Bound(DEFAULT_STALL_S, _monotonic() + DEFAULT_STALL_S, sock, end)
     else:
-        bound = Bound(window, started + window, sock)
+        bound = Bound(window, started + window, sock, end)
     _WATCHDOG.watch(bound)
     return bound
 

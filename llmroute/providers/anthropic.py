@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anthropic
 import httpx2
-from anthropic._constants import ANTHROPIC_API_VERSION
+from anthropic._constants import ANTHROPIC_API_VERSION, MODEL_NONSTREAMING_TOKENS
 from openai.types.chat import ChatCompletionMessage
 from openai.types.chat.chat_completion import Choice as CompletionChoice
 from openai.types.chat.chat_completion_message_function_tool_call import (
@@ -38,7 +38,7 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
 from .. import errors as E
 from ..errors import InvalidRequest
 from ..response import RoutedChatCompletion
-from ._watchdog import Bound, bound_for, stalled, window_of
+from ._watchdog import Bound, DeadlineTimeout, bound_for, stalled
 from .base import (
     MALFORMED,
     AsyncChunkStream,
@@ -254,18 +254,22 @@ class AnthropicAdapter(SDKAdapter):
     # -- I/O -----------------------------------------------------------------------------------
 
     def _bound(self, raw: Any, request: ChatRequest, started: float) -> Bound | None:
-        return bound_for(raw.http_response, window_of(request.timeout, self.deployment.timeout), started)
+        return bound_for(raw.http_response, request.timeout, self.deployment.timeout, started)
 
     def _failed(self, error: BaseException, target: Target, bound: Bound | None, response: Any) -> Exception:
         if bound is not None and bound.expired:
             return stalled(bound, target, response)
-        return self.map_error(error, target)
+        mapped = self.map_error(error, target)
+        if bound is not None and isinstance(mapped, E.ProviderTimeout):  # the SDK's read timeout came
+            return stalled(bound, target, response)  # first: the same stall after the headers
+        return mapped
 
     def complete(self, request: ChatRequest, target: Target) -> Completed:
         encoded = self.encode(request, target, stream=False)
         client: Any = self.sync_client()
         started = time.monotonic()
         try:  # the headers only (the SDK's streamed raw response), so the body's read is bounded
+            _refuse_long(client, request, encoded.params, target)
             raw = client.messages.create(**_headers_only(encoded.params))
         except ValueError as e:  # the SDK refuses long non-streaming calls before sending them
             raise InvalidRequest("max_tokens", str(e)) from e
@@ -285,7 +289,8 @@ class AnthropicAdapter(SDKAdapter):
         encoded = self.encode(request, target, stream=False)
         client: Any = self.async_client()
         started = time.monotonic()
-        try:
+        try:  # the headers only (the SDK's streamed raw response), so the body's read is bounded
+            _refuse_long(client, request, encoded.params, target)
             raw = await client.messages.create(**_headers_only(encoded.params))
         except ValueError as e:  # the SDK refuses long non-streaming calls before sending them
             raise InvalidRequest("max_tokens", str(e)) from e
@@ -331,6 +336,16 @@ class AnthropicAdapter(SDKAdapter):
 
     def map_error(self, error: BaseException, target: Target) -> Exception:
         return map_anthropic_error(error, target, self._secrets)
+
+
+def _refuse_long(client: Any, request: ChatRequest, params: dict[str, Any], target: Target) -> None:
+    """The SDK's refusal of a non-streaming call that may run over 10 minutes (a `ValueError`) is
+    skipped when a timeout is passed; a call whose only timeout is the rest of its deadline
+    (`DeadlineTimeout` without a window) gave none, so the refusal applies as without a router."""
+    timeout = request.timeout
+    check = getattr(client, "_calculate_nonstreaming_timeout", None)
+    if isinstance(timeout, DeadlineTimeout) and timeout.window is None and check is not None:
+        check(params["max_tokens"], MODEL_NONSTREAMING_TOKENS.get(target.api_name))
 
 
 def _headers_only(params: dict[str, Any]) -> dict[str, Any]:

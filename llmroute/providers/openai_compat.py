@@ -21,7 +21,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessage
 from .. import errors as E
 from ..response import FastChunk, RoutedChatCompletion
 from ..usage import FinishReason, Usage, reported_usage
-from ._watchdog import Bound, bound_for, stalled, window_of
+from ._watchdog import Bound, bound_for, stalled
 from .base import (
     MALFORMED,
     AsyncChunkStream,
@@ -219,12 +219,15 @@ class OpenAICompatAdapter(SDKAdapter):
         return args
 
     def _bound(self, raw: Any, request: ChatRequest, started: float) -> Bound | None:
-        return bound_for(raw.http_response, window_of(request.timeout, self.deployment.timeout), started)
+        return bound_for(raw.http_response, request.timeout, self.deployment.timeout, started)
 
     def _failed(self, error: BaseException, target: Target, bound: Bound | None, response: Any) -> Exception:
         if bound is not None and bound.expired:
             return stalled(bound, target, response)
-        return self.map_error(error, target)
+        mapped = self.map_error(error, target)
+        if bound is not None and isinstance(mapped, E.ProviderTimeout):  # the SDK's read timeout came
+            return stalled(bound, target, response)  # first: the same stall after the headers
+        return mapped
 
     def complete(self, request: ChatRequest, target: Target) -> Completed:
         started = time.monotonic()
