@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
@@ -70,8 +71,9 @@ class _Settle:
             if delta.content:
                 self.text.append(delta.content)
             extra = delta.__pydantic_extra__
-            if extra:  # DeepSeek's reasoning_content, Anthropic thinking (as the adapter names it)
-                reasoning = extra.get("reasoning_content")
+            if extra:  # DeepSeek's reasoning_content, Anthropic thinking (as the adapter names it),
+                # Ollama's and newer vLLM's reasoning
+                reasoning = extra.get("reasoning_content", extra.get("reasoning"))
                 if isinstance(reasoning, str):
                     self.reasoning.append(reasoning)
             if delta.tool_calls:
@@ -270,10 +272,11 @@ async def _arun(
         raise settle.interrupted(None)
 
 
-def _abandoned(settle: _Settle, chunks: ChunkStream) -> None:
+def _abandoned(settle: _Settle, chunks: ChunkStream, pid: int) -> None:
     """A sync stream collected (or its router closed) before it ended: close the response (which
-    frees its connection) and write the attempt's row, settling its slot and reservation."""
-    if settle.route is not None:
+    frees its connection) and write the attempt's row, settling its slot and reservation. Not in a
+    forked child collecting its copy of the parent's stream: the parent records its own."""
+    if settle.route is not None or os.getpid() != pid:
         return
     with contextlib.suppress(Exception):  # a finaliser must not raise; the row below matters more
         chunks.close()
@@ -283,10 +286,10 @@ def _abandoned(settle: _Settle, chunks: ChunkStream) -> None:
 _CLOSING: set[asyncio.Task[None]] = set()
 
 
-def _aabandoned(settle: _Settle, chunks: AsyncChunkStream, loop: asyncio.AbstractEventLoop) -> None:
+def _aabandoned(settle: _Settle, chunks: AsyncChunkStream, loop: asyncio.AbstractEventLoop, pid: int) -> None:
     """An async stream collected before it ended: write its row now, and close its response on its
-    event loop (a finaliser cannot await; it may run on any thread)."""
-    if settle.route is not None:
+    event loop (a finaliser cannot await; it may run on any thread). Not in a forked child."""
+    if settle.route is not None or os.getpid() != pid:
         return
     settle.finish_row(chunks, None, closed_early=True)
 
@@ -317,7 +320,7 @@ class RoutedStream(_Base):
         self._settle = settle
         self._chunks = chunks
         self._iterator = _run(settle, chunks, rest, head)
-        self._finalizer = weakref.finalize(self, _abandoned, settle, chunks)
+        self._finalizer = weakref.finalize(self, _abandoned, settle, chunks, os.getpid())
         self._finalizer.atexit = False
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
@@ -357,7 +360,9 @@ class AsyncRoutedStream(_Base):
         self._settle = settle
         self._chunks = chunks
         self._iterator = _arun(settle, chunks, rest, head)
-        self._finalizer = weakref.finalize(self, _aabandoned, settle, chunks, asyncio.get_running_loop())
+        self._finalizer = weakref.finalize(
+            self, _aabandoned, settle, chunks, asyncio.get_running_loop(), os.getpid()
+        )
         self._finalizer.atexit = False
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:

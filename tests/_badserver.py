@@ -177,7 +177,10 @@ class BadServer:
                 await self._send(writer, json.dumps(answer).encode(), stream=False)
             return
         if mode == "badjson":
-            await self._send(writer, b'data: {"choices": [\n\n' if stream else b'{"choices": [', stream)
+            event = b"event: message_start\n" if anthropic else b""  # the SDK reads known events only
+            await self._send(
+                writer, event + b'data: {"choices": [\n\n' if stream else b'{"choices": [', stream
+            )
             return
         if mode == "garbage":
             await self._send(writer, random.Random(7).randbytes(512), stream)

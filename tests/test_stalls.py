@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic as anthropic_sdk
 import openai
 import pytest
 from _badserver import BadServer
@@ -25,11 +27,14 @@ from conftest import CANARY_OPENAI, USER
 from tenacity import stop_after_attempt
 
 import llmroute
-from llmroute.errors import ProviderTimeout, Retryability, StreamInterrupted, StreamStalled
+from llmroute.errors import MalformedResponse, ProviderTimeout, Retryability, StreamInterrupted, StreamStalled
 from llmroute.providers import _watchdog
 
 ANTHROPIC_KEY = "sk-ant-canary-99887766554433221100ffeeddcc"
 TIMEOUT = 1.0
+TIMEOUTS = {"stall": TIMEOUT, "ping": TIMEOUT, "trickle": 2.5}
+"""The call's `timeout` per case: above the trickle's 1 s between bytes, so that the raw SDK's read
+timeout is never what ends it (as with the `timeout=5` of the issue)."""
 ONE_TRY = llmroute.RetryPolicy(stop=stop_after_attempt(1))
 _ANSWER = {
     "id": "chatcmpl-warm",
@@ -79,6 +84,8 @@ CASES = [
     ("trickle", True, False),
     ("stall", False, True),
     ("ping", True, True),
+    ("stall", True, True),
+    ("trickle", False, True),
     ("trickle", True, True),
 ]
 
@@ -92,42 +99,118 @@ def _check_row(router: llmroute.Router | llmroute.AsyncRouter, stream: bool) -> 
     assert row.stream is stream
 
 
+RAW_TIMES_OUT = {"stall": True, "ping": False, "trickle": False}
+"""Whether the raw SDK with the same `timeout` ends the case: its read timeout is per socket read, so
+keep-alive comments and trickled bytes keep it waiting (its default bound is 600 s per read)."""
+
+
+def _raw_client(server: BadServer, mode: str, anthropic: bool, asynchronous: bool) -> Any:
+    kwargs: dict[str, Any] = {"timeout": TIMEOUTS[mode], "max_retries": 0}
+    if anthropic:
+        kind = anthropic_sdk.AsyncAnthropic if asynchronous else anthropic_sdk.Anthropic
+        return kind(base_url=server.base_url(mode, True), api_key=ANTHROPIC_KEY, **kwargs)
+    openai_kind = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+    return openai_kind(base_url=server.base_url(mode), api_key=CANARY_OPENAI, **kwargs)
+
+
+def _raw_args(stream: bool, anthropic: bool) -> dict[str, Any]:
+    if anthropic:
+        return {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": USER, "stream": stream}
+    return {"model": "gpt-5.4", "messages": USER, "stream": stream}
+
+
+class _RawCall:
+    """The same call through the raw SDK (the `openai` one, or `anthropic` against the Anthropic
+    wire format), same timeout, no retries, in a thread: the baseline."""
+
+    def __init__(self, server: BadServer, mode: str, stream: bool, anthropic: bool) -> None:
+        self.client = _raw_client(server, mode, anthropic, asynchronous=False)
+        self.create = self.client.messages.create if anthropic else self.client.chat.completions.create
+        self.args = _raw_args(stream, anthropic)
+        self.error: BaseException | None = None
+        self.ended = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            reply = self.create(**self.args)
+            if self.args["stream"]:
+                for _ in reply:
+                    pass
+        except Exception as e:  # the outcome is what the test compares
+            self.error = e
+        finally:
+            self.ended.set()
+
+
+RAW_GRACE = 1.0
+"""The raw SDK is judged this long after its own timeout: still waiting then, it is stuck (on a
+keep-alive stream, forever; on a trickle, until the last byte)."""
+
+
+def _check_raw(mode: str, ended: bool, error: BaseException | None) -> None:
+    if RAW_TIMES_OUT[mode]:  # the SDK's own read timeout catches a silent socket
+        assert ended and isinstance(error, openai.APITimeoutError | anthropic_sdk.APITimeoutError), error
+    else:
+        assert not ended, error  # still waiting when the router's call has long ended
+
+
 @pytest.mark.parametrize(("mode", "stream", "anthropic"), CASES)
 def test_stalled_attempt_ends_in_time_sync(
     server: BadServer, mode: str, stream: bool, anthropic: bool
 ) -> None:
+    timeout = TIMEOUTS[mode]
+    raw = _RawCall(server, mode, stream, anthropic)
+    started = time.monotonic()
     with llmroute.Router([deployment(server, mode, anthropic)], retry=ONE_TRY) as router:
-        started = time.monotonic()
         with pytest.raises(ProviderTimeout) as info:
-            reply = router.chat.completions.create(model="bad", messages=USER, stream=stream, timeout=TIMEOUT)
+            reply = router.chat.completions.create(model="bad", messages=USER, stream=stream, timeout=timeout)
             if stream:
                 for _ in reply:
                     pass
         elapsed = time.monotonic() - started
-        assert elapsed < TIMEOUT + MARGIN, elapsed
+        assert elapsed < timeout + MARGIN, elapsed
         assert isinstance(info.value, openai.APITimeoutError)
         assert info.value.retryable is Retryability.RETRY
         if stream:
             assert isinstance(info.value, StreamStalled)
         _check_row(router, stream)
+    raw.ended.wait(max(0.0, started + timeout + RAW_GRACE - time.monotonic()))
+    _check_raw(mode, raw.ended.is_set(), raw.error)
 
 
 @pytest.mark.parametrize(("mode", "stream", "anthropic"), CASES)
 async def test_stalled_attempt_ends_in_time_async(
     server: BadServer, mode: str, stream: bool, anthropic: bool
 ) -> None:
+    timeout = TIMEOUTS[mode]
+    client = _raw_client(server, mode, anthropic, asynchronous=True)
+    create = client.messages.create if anthropic else client.chat.completions.create
+
+    async def raw_call() -> None:
+        reply = await create(**_raw_args(stream, anthropic))
+        if stream:
+            async for _ in reply:
+                pass
+
+    raw = asyncio.create_task(raw_call())
+    started = time.monotonic()
     async with llmroute.AsyncRouter([deployment(server, mode, anthropic)], retry=ONE_TRY) as router:
-        started = time.monotonic()
         with pytest.raises(ProviderTimeout) as info:
             reply = await router.chat.completions.create(
-                model="bad", messages=USER, stream=stream, timeout=TIMEOUT
+                model="bad", messages=USER, stream=stream, timeout=timeout
             )
             if stream:
                 async for _ in reply:
                     pass
-        assert time.monotonic() - started < TIMEOUT + MARGIN
+        assert time.monotonic() - started < timeout + MARGIN
         assert isinstance(info.value, openai.APITimeoutError)
         _check_row(router, stream)
+    await asyncio.wait([raw], timeout=max(0.0, started + timeout + RAW_GRACE - time.monotonic()))
+    raw.cancel()
+    outcome = await asyncio.gather(raw, return_exceptions=True)
+    _check_raw(mode, not isinstance(outcome[0], asyncio.CancelledError), outcome[0])
+    await client.close()
 
 
 def test_partial_text_of_a_stalled_stream(server: BadServer) -> None:
@@ -142,31 +225,6 @@ def test_partial_text_of_a_stalled_stream(server: BadServer) -> None:
         assert isinstance(info.value, StreamInterrupted) and info.value.partial_text == "Hello there"
         row = router.ledger.rows()[0]
         assert row.outcome == "cut" and row.usage.output_tokens > 0 and row.usage.estimated
-
-
-def test_raw_sdk_is_still_stuck_on_keepalive_comments() -> None:
-    """The baseline: the SDK's read timeout is per socket read, so comments every 0.2 s keep it
-    waiting far beyond `timeout` (its default bound is 600 s)."""
-    with BadServer() as bad:
-        client = openai.OpenAI(
-            base_url=bad.base_url("ping"), api_key=CANARY_OPENAI, timeout=TIMEOUT, max_retries=0
-        )
-        ended = threading.Event()
-
-        def run() -> None:
-            try:
-                for _ in client.chat.completions.create(model="gpt-5.4", messages=USER, stream=True):  # type: ignore[arg-type]
-                    pass
-            except Exception:  # the server going away ends it
-                pass
-            ended.set()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        assert not ended.wait(TIMEOUT + MARGIN)  # the router ended the same case within this
-    thread.join(10)
-    assert ended.is_set()
-    client.close()
 
 
 def test_default_stall_bound_applies_without_timeout(
@@ -324,3 +382,127 @@ async def test_an_async_stream_read_without_a_name_is_not_abandoned(server: BadS
             await asyncio.sleep(0)
             text.extend(choice.delta.content or "" for choice in chunk.choices)
         assert "".join(text) == "w0. w1. w2. " and router.ledger.rows()[0].outcome == "ok"
+
+
+# -- malformed answers (issue #14 item 6) ---------------------------------------------------------
+
+_CHUNK = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-5.4"}
+_MALFORMED: dict[str, Any] = {
+    # streams: the first chunk is unusable
+    "chunk-no-choices": [_CHUNK],
+    "chunk-choices-object": [{**_CHUNK, "choices": {"index": 0, "delta": {"content": "Hi"}}}],
+    "chunk-choices-string": [{**_CHUNK, "choices": "Hi"}],
+    # non-streaming answers
+    "choices-empty-object": {**_ANSWER, "choices": [{}]},
+    "message-null": {**_ANSWER, "choices": [{"index": 0, "message": None, "finish_reason": "stop"}]},
+    "choices-object": {**_ANSWER, "choices": {"index": 0, "message": {"role": "assistant"}}},
+    "anthropic-content-object": {
+        "id": "msg_bad",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": {"type": "text", "text": "Hi"},
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 10, "output_tokens": 2},
+    },
+}
+MALFORMED_CASES = [
+    ("answer-chunk-no-choices", True, False),
+    ("answer-chunk-choices-object", True, False),
+    ("answer-chunk-choices-string", True, False),
+    ("answer-choices-empty-object", False, False),
+    ("answer-message-null", False, False),
+    ("answer-choices-object", False, False),
+    ("badjson", False, False),
+    ("badjson", True, False),
+    ("garbage", False, False),
+    ("garbage", True, False),
+    ("answer-anthropic-content-object", False, True),
+    ("badjson", False, True),
+    ("badjson", True, True),
+    ("garbage", False, True),
+    ("garbage", True, True),
+]
+
+
+def _check_malformed(error: BaseException, router: llmroute.Router | llmroute.AsyncRouter) -> None:
+    assert isinstance(error, MalformedResponse) and isinstance(error, openai.APIError)
+    assert error.retryable is Retryability.RETRY
+    rows = router.ledger.rows()
+    assert len(rows) == 1 and rows[0].error == "MalformedResponse"
+    assert rows[0].outcome in ("error", "cut")  # a stream's failed attempt is a cut one
+
+
+@pytest.mark.parametrize(("mode", "stream", "anthropic"), MALFORMED_CASES)
+def test_malformed_answers_are_typed_sync(
+    server: BadServer, mode: str, stream: bool, anthropic: bool
+) -> None:
+    server.answers.update(_MALFORMED)
+    with llmroute.Router([deployment(server, mode, anthropic)], retry=ONE_TRY) as router:
+        with pytest.raises(llmroute.LLMRouteError) as info:
+            reply = router.chat.completions.create(model="bad", messages=USER, stream=stream)
+            if stream:
+                list(reply)
+        _check_malformed(info.value, router)
+
+
+@pytest.mark.parametrize(("mode", "stream", "anthropic"), MALFORMED_CASES)
+async def test_malformed_answers_are_typed_async(
+    server: BadServer, mode: str, stream: bool, anthropic: bool
+) -> None:
+    server.answers.update(_MALFORMED)
+    async with llmroute.AsyncRouter([deployment(server, mode, anthropic)], retry=ONE_TRY) as router:
+        with pytest.raises(llmroute.LLMRouteError) as info:
+            reply = await router.chat.completions.create(model="bad", messages=USER, stream=stream)
+            if stream:
+                [chunk async for chunk in reply]
+        _check_malformed(info.value, router)
+
+
+def test_a_malformed_answer_is_retried_on_the_next_target(server: BadServer) -> None:
+    server.answers.update(_MALFORMED)
+    bad = deployment(server, "answer-message-null")
+    good = llmroute.Deployment(
+        "good", model="gpt-5.4", base_url=server.base_url("answer-warm"), api_key=CANARY_OPENAI
+    )
+    with llmroute.Router([bad, good], fallbacks=["good"], retry=ONE_TRY) as router:
+        reply = router.chat.completions.create(model="bad", messages=USER)
+        assert reply.choices[0].message.content == "Hi"
+        assert [(row.deployment, row.outcome) for row in router.ledger.rows()] == [
+            ("bad", "error"),
+            ("good", "ok"),
+        ]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_a_forked_child_does_not_record_the_parents_abandoned_stream(server: BadServer) -> None:
+    """A stream left in a reference cycle is collected later, possibly in a forked child (a
+    `multiprocessing` worker): the child must not close or record the parent's attempt."""
+    _long_answer(server)
+    with llmroute.Router(_limited(server), retry=ONE_TRY) as router:
+        gc.disable()  # the cycle below must survive until the fork
+        try:
+            stream = router.chat.completions.create(model="bad", messages=USER, stream=True)
+            next(iter(stream))
+            cycle: list[Any] = [stream]
+            cycle.append(cycle)
+            del stream, cycle
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: collect, report its rows, leave at once
+                code = 1
+                try:
+                    gc.collect()
+                    os.write(write, str(len(router.ledger.rows())).encode())
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(write)
+            child_rows = os.read(read, 16).decode()
+            os.close(read)
+            assert os.waitpid(pid, 0)[1] == 0
+        finally:
+            gc.enable()
+        assert child_rows == "0"
+        gc.collect()  # the parent collects its own stream (if it has not yet): recorded here, once
+        assert [row.outcome for row in router.ledger.rows()] == ["cut"]
