@@ -80,7 +80,7 @@ def _stalled_usage(request: ChatRequest, call: Call, error: ProviderError) -> Us
     may be billed, so the row counts it (estimated). Other failures bill nothing."""
     if error.type != "stalled":  # llmroute.providers._watchdog.STALLED
         return Usage()
-    from .estimate import estimate_prompt_tokens
+    from ..money.estimate import estimate_prompt_tokens
 
     prompt, _ = estimate_prompt_tokens(request, call.target)
     return Usage(prompt, 0, estimated=True)
