@@ -28,8 +28,9 @@ def _router(base_url: str, state: str | None, **kwargs: Any) -> Any:
     deployment = llmroute.Deployment(
         "d", model="m", provider="vllm", base_url=base_url, api_key=KEY, **kwargs.pop("limits", {})
     )
-    # deadline=1: refused here (NoCapacity) rather than waiting for a 60 s rate window to free up
-    retry = RetryPolicy(stop_after_attempt(1), deadline=1.0)
+    # deadline=5: refused here (NoCapacity) rather than waiting for a 60 s rate window to free up;
+    # not shorter: the deadline also bounds each attempt, and a loaded machine can take a second
+    retry = RetryPolicy(stop_after_attempt(1), deadline=5.0)
     return llmroute.Router([deployment], models=[model()], state=state, retry=retry, **kwargs)
 
 

@@ -122,9 +122,10 @@ def _router(emu: Emulator, link: RedisLink | str | None, *deployments: llmroute.
 
     from llmroute.routing.engine import RetryPolicy
 
-    # deadline=1: a call does not wait for a 60 s rate window to free up (it would, within the
-    # default 300 s deadline): it is refused here, with NoCapacity, which is what these tests count
-    retry = RetryPolicy(stop_after_attempt(1), deadline=1.0)
+    # deadline=5: a call does not wait for a 60 s rate window to free up (it would, within the
+    # default 300 s deadline): it is refused here, with NoCapacity, which is what these tests count;
+    # not shorter: the deadline also bounds each attempt, and a loaded machine can take a second
+    retry = RetryPolicy(stop_after_attempt(1), deadline=5.0)
     return llmroute.Router(list(deployments), models=[model()], state=link, retry=retry, **kw)
 
 
