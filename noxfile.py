@@ -38,8 +38,8 @@ def _tiktoken_env(session: nox.Session) -> dict[str, str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, against the built-in provider emulator (no network, no keys)."""
-    # cli: the rich tables; fleet: Redis, PostgreSQL
-    session.install("-e", ".[cli,otel,redis,postgres]", *TEST_DEPS, *OTEL_TEST_DEPS)
+    # cli: the rich tables; fleet: Redis, PostgreSQL; gunicorn: tests/test_fork.py's --preload workers
+    session.install("-e", ".[cli,otel,redis,postgres]", *TEST_DEPS, *OTEL_TEST_DEPS, "gunicorn>=22")
     env = _tiktoken_env(session)
     session.run("pytest", "-q", *session.posargs, env=env)
 

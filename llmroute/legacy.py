@@ -222,13 +222,15 @@ def reset_default_router() -> None:
 
 
 def _forget_in_child() -> None:
-    """After a fork, the child drops the parent's default routers (their connections and locks
-    belong to the parent) and builds its own on first use; module-level settings are kept."""
-    global _lock, _router, _async_router, _explicit
+    """After a fork, the child drops the default routers built from the environment and builds its
+    own on first use; routers set with `set_default_router` are kept (a router resets its own
+    connections and locks in a child, `llmroute._fork`, so the child's calls land in the ledger and
+    store the application chose). Module-level settings are kept."""
+    global _lock, _router
     _lock = threading.Lock()
-    _router = _async_router = None
+    if not _explicit:
+        _router = None
     _async_routers.clear()
-    _explicit = False
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

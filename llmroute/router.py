@@ -139,7 +139,9 @@ class _Base:
 
     def _after_fork_in_child(self) -> None:
         """Background shadow calls and open streams of the parent do not exist in a forked child
-        (`llmroute._fork`): the parent records its own streams' rows."""
+        (`llmroute._fork`): the parent records its own streams' rows. The SDK clients of its non-chat
+        resources are built again."""
+        _fork.reset_router(self)
         _fork.keep(self._shadows)
         _fork.keep(self._streams)
         self._streams = weakref.WeakSet()

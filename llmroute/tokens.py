@@ -295,6 +295,8 @@ def _load_problem(encoding: str) -> str | None:
 
 
 _lock = threading.Lock()
+if hasattr(os, "register_at_fork"):  # a thread loading an encoding at a fork must not block the child
+    os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # type: ignore[attr-defined]
 _encoders: dict[str, Encoder] = {}
 _warned = False
 

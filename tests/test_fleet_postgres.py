@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import fleet_workers
 import pytest
@@ -91,6 +94,49 @@ def test_lost_rows_are_reported(make_router: object, dsn: str) -> None:
     with pytest.raises(StoreError, match="2 rows were lost"):
         store.close()
     assert isinstance(store.last_error, psycopg.Error)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_children_write_their_own_rows_once(make_router: Any, dsn: str) -> None:
+    """A `PostgresStore` built before a fork (docs/fork.md): each child's rows are written by a writer
+    thread and connection of the child's own; what the parent queued before the fork is written once,
+    by the parent."""
+    from llmroute.fleet.postgres import PostgresStore
+
+    store = PostgresStore(dsn)
+    router = make_router(ledger=llmroute.Ledger(store=store))
+    user = [{"role": "user", "content": "hello"}]
+    before = [router.chat.completions.create(model="gpt", messages=user).route.call_id for _ in range(3)]
+    pipes = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 1
+            try:
+                calls = [router.chat.completions.create(model="gpt", messages=user) for _ in range(4)]
+                ids = [reply.route.call_id for reply in calls]
+                store.flush(timeout=30)
+                store.close()
+                os.write(write, " ".join(ids).encode())
+                code = 0
+            except BaseException as e:
+                os.write(write, f"ERROR {type(e).__name__}: {e}".encode())
+            finally:
+                os._exit(code)
+        os.close(write)
+        pipes.append((pid, read))
+    children = []
+    for pid, read in pipes:
+        with os.fdopen(read) as f:
+            out = f.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, out
+        children += out.split()
+    store.close()
+    rows = collections.Counter(row.call_id for row in PostgresStore(dsn).rows())
+    assert len(children) == 8
+    assert rows == collections.Counter(before + children)
 
 
 def test_schema_is_versioned(dsn: str) -> None:

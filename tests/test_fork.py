@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import gc
+import json
 import multiprocessing
 import os
+import re
+import signal
 import sqlite3
+import subprocess
 import sys
+import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from conftest import CANARY_OPENAI
 
@@ -92,10 +101,6 @@ def _fork_children(work: Any) -> list[list[str]]:
     return results
 
 
-@pytest.mark.skip(
-    reason="hung once in a clean-clone CI run: two forked children blocked reading an answer past their"
-    " 10 s timeout (issue 22 stays open until this is understood)"
-)
 @pytest.mark.parametrize("durability", ["commit", "queued"])
 def test_os_fork_sync_router(tmp_path: Path, base_url: str, durability: str) -> None:
     path = tmp_path / "l.db"
@@ -165,15 +170,103 @@ def test_fork_drops_the_parents_clients_and_in_flight_state(tmp_path: Path, base
     assert all(len(ids) == 1 for ids in children)
 
 
+def test_fork_while_another_thread_is_inside_sqlite(tmp_path: Path, base_url: str) -> None:
+    """The cause of the children that hung (issue 22): a thread of the parent inside SQLite at the fork
+    (here the queued store's writer, in the middle of a transaction). SQLite's process-wide mutexes and
+    per-file lock bookkeeping are copied into the child as they were: the child then blocks forever on
+    its first SQLite call, even one made by the garbage collector in the middle of an HTTP call, or
+    waits for a write lock its copy says the parent's transaction holds. The fork waits for the writer
+    to finish its transaction, and the child starts with no connection of the parent's."""
+    path = tmp_path / "l.db"
+    store = SQLiteStore(path, durability="queued")
+    router = llmroute.Router(_deployments(base_url), ledger=llmroute.Ledger(store=store))
+    inside, go = threading.Event(), threading.Event()
+
+    def hold_once() -> int:  # SQLite calls this while it executes the writer's INSERT
+        if not inside.is_set():
+            inside.set()
+            go.wait(30)
+        return 0
+
+    store._connection().set_progress_handler(hold_once, 1)
+    _ARMED.append(go)  # set by the test's own before-fork hook, which runs before llmroute's
+    try:
+        before = _sync_calls(router, 1)
+        assert inside.wait(30)  # the writer thread is inside its transaction
+
+        def work() -> list[str]:
+            gc.collect()  # finalizes stray SQLite objects: blocked forever if a mutex was copied held
+            ids = _sync_calls(router, CALLS)
+            store.close(timeout=20)  # the child's writer could write: nothing left waiting
+            return ids
+
+        children = _fork_children(work)
+    finally:
+        _ARMED.clear()
+        go.set()
+    after = _sync_calls(router, 1)
+    store.close(timeout=30)
+    expected = before + after + [c for ids in children for c in ids]
+    assert len(expected) == 2 + CHILDREN * CALLS
+    assert _rows_by_call(path) == collections.Counter(expected)
+
+
+_ARMED: list[threading.Event] = []
+
+
+def _release_armed() -> None:
+    for event in _ARMED:
+        event.set()
+
+
+os.register_at_fork(before=_release_armed)  # registered after llmroute's: runs before them
+
+
+def test_fork_resets_injected_http_clients_and_sdk_resources(tmp_path: Path, base_url: str) -> None:
+    """A deployment given its own `httpx2.Client` (the router cannot build it again): in a child its
+    pool holds none of the parent's connections; `router.models` / `router.embeddings`, sent through the
+    default deployment's SDK client, get a fresh one too. The parent's connection stays the parent's."""
+    http = httpx2.Client()
+    deployments = [
+        llmroute.Deployment(
+            "gpt", model="gpt-5.4", base_url=base_url, api_key=CANARY_OPENAI, http_client=http
+        )
+    ]
+    router = llmroute.Router(deployments, ledger=llmroute.Ledger(store=SQLiteStore(tmp_path / "l.db")))
+    before = _sync_calls(router, 1)
+    assert router.models.list().data
+    pool: Any = http._transport._pool  # type: ignore[attr-defined]
+    parents = list(pool._connections)
+    assert parents  # a keep-alive connection the children must not use
+    delegates = dict(router._llmroute_delegates)
+
+    def work() -> list[str]:
+        assert pool._connections == [] and router._llmroute_delegates == {}
+        ids = _sync_calls(router, CALLS)
+        assert router.models.list().data
+        assert pool._connections and not set(pool._connections) & set(parents)
+        assert router._llmroute_delegates and router._llmroute_delegates != delegates
+        return ids
+
+    children = _fork_children(work)
+    assert pool._connections == parents and router._llmroute_delegates == delegates
+    after = _sync_calls(router, 1)
+    router.close()
+    http.close()
+    expected = before + after + [c for ids in children for c in ids]
+    assert len(set(expected)) == 2 + CHILDREN * CALLS
+
+
 # -- multiprocessing ---------------------------------------------------------------------------------
 
 _ROUTER: llmroute.Router | None = None
 
 
-def _mp_init(base: str, path: str) -> None:
+def _mp_init(base: str, path: str, kind: str) -> None:
     """Spawn start method: each worker builds its router (nothing is inherited)."""
     global _ROUTER
-    _ROUTER = llmroute.Router(_deployments(base), ledger=llmroute.Ledger(store=SQLiteStore(path)))
+    cls: Any = llmroute.Router if kind == "sync" else llmroute.AsyncRouter
+    _ROUTER = cls(_deployments(base), ledger=llmroute.Ledger(store=SQLiteStore(path)))
 
 
 def _mp_calls(n: int) -> list[str]:
@@ -188,7 +281,7 @@ def _mp_async_calls(n: int) -> list[str]:
 
 @pytest.mark.parametrize(
     ("method", "kind"),
-    [("fork", "sync"), ("fork", "async"), ("spawn", "sync")],
+    [("fork", "sync"), ("fork", "async"), ("spawn", "sync"), ("spawn", "async")],
 )
 def test_multiprocessing_pool(tmp_path: Path, base_url: str, method: str, kind: str) -> None:
     global _ROUTER
@@ -203,7 +296,7 @@ def test_multiprocessing_pool(tmp_path: Path, base_url: str, method: str, kind: 
         initargs: tuple[Any, ...] = ()
     else:
         SQLiteStore(path).close()
-        initializer, initargs = _mp_init, (base_url, str(path))
+        initializer, initargs = _mp_init, (base_url, str(path), kind)
     context = multiprocessing.get_context(method)
     work = _mp_calls if kind == "sync" else _mp_async_calls
     # An async client belongs to the event loop it first ran on (as with `AsyncOpenAI`): one
@@ -212,11 +305,72 @@ def test_multiprocessing_pool(tmp_path: Path, base_url: str, method: str, kind: 
     try:
         with context.Pool(CHILDREN, initializer, initargs, maxtasksperchild=per_child) as pool:
             results = pool.map(work, [CALLS] * (CHILDREN * 2))
+            # Workers end on their own, not by `terminate()` (which `with` calls): a worker that the
+            # pool forks again (maxtasksperchild) can lose the SIGTERM if it comes before the new
+            # interpreter is ready, when a Python SIGTERM handler is installed (a queued store's, from
+            # an earlier test), and the pool then waits for it forever (CPython's).
+            pool.close()
+            pool.join()
     finally:
         _ROUTER = None
     expected = before + [c for ids in results for c in ids]
     assert len(expected) == len(before) + CHILDREN * 2 * CALLS
     assert _rows_by_call(path) == collections.Counter(expected)
+
+
+# -- gunicorn --preload ---------------------------------------------------------------------------------
+
+
+def _listening_port(proc: subprocess.Popen[str], log: list[str]) -> int:
+    """The port gunicorn says it listens on (its log, on stderr)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        log.append(line)
+        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            return int(found.group(1))
+    raise AssertionError("gunicorn ended before listening:\n" + "".join(log))
+
+
+def test_gunicorn_preload_workers(tmp_path: Path, base_url: str) -> None:
+    """`gunicorn --preload --workers 4` over a WSGI app whose router is built (and has made a call) in
+    the master: concurrent requests are served by the workers, every call's row is in the store once."""
+    pytest.importorskip("gunicorn")
+    path = tmp_path / "l.db"
+    env = {
+        **os.environ,
+        "FORK_TEST_DB": str(path),
+        "FORK_TEST_BASE_URL": base_url,
+        "FORK_TEST_KEY": CANARY_OPENAI,
+    }
+    command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "4", "--bind", "127.0.0.1:0"]
+    command += ["--graceful-timeout", "20", "--pythonpath", str(Path(__file__).parent), "fork_wsgi_app:app"]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    try:
+        port = _listening_port(proc, log)
+        drain = threading.Thread(target=lambda: log.extend(proc.stderr or ()), daemon=True)
+        drain.start()
+
+        def get(_: int) -> dict[str, Any]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(get, range(32)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, "".join(log)
+    masters = {a["master"] for a in answers}
+    assert len(masters) == 1 and masters.isdisjoint(a["pid"] for a in answers)  # served by workers
+    master_calls = {a["master_call"] for a in answers}
+    assert len(master_calls) == 1
+    expected = [*master_calls, *(a["call_id"] for a in answers)]
+    assert len(set(expected)) == len(expected) == 33
+    assert _rows_by_call(path) == collections.Counter(expected)  # each exactly once, nothing else
+    assert not [line for line in log if "Traceback" in line or "[ERROR]" in line], "".join(log)
 
 
 def test_fork_reset_keeps_nothing_alive() -> None:

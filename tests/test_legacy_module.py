@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -118,14 +119,30 @@ def test_completion_embedding_model(emu: Emulator) -> None:
     assert rows[0].usage.input_tokens == 3 and rows[1].outcome == "error"
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
-def test_fork_drops_the_default_routers() -> None:
-    legacy.set_default_router(llmroute.Router([llmroute.Deployment("gpt", model="gpt-5.4", api_key="sk-x")]))
+def _in_child(check: Any) -> bytes:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
-        os.write(write, b"1" if legacy._router is None and not legacy._explicit else b"0")
+        os.write(write, b"1" if check() else b"0")
         os._exit(0)
     os.waitpid(pid, 0)
-    assert os.read(read, 1) == b"1"
-    assert legacy._router is not None  # the parent keeps its own
+    return os.read(read, 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_fork_drops_the_default_routers_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    legacy.reset_default_router()
+    built = legacy.default_router()
+    assert _in_child(lambda: legacy._router is None and not legacy._explicit) == b"1"
+    assert legacy._router is built  # the parent keeps its own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_fork_keeps_the_router_the_application_set() -> None:
+    """A router set with `set_default_router` (its ledger, its store) serves the child's calls too;
+    it drops its own connections there (tests/test_fork.py)."""
+    router = llmroute.Router([llmroute.Deployment("gpt", model="gpt-5.4", api_key="sk-x")])
+    legacy.set_default_router(router)
+    assert _in_child(lambda: legacy.default_router() is router and legacy._explicit) == b"1"
+    assert legacy.default_router() is router

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from .. import _fork
 from ..money._records import _INTEGER, _JSON_COLUMNS, _REAL, COLUMNS, _from_record, _to_record
 from ..money.ledger import Ledger, LedgerRow, to_epoch
 from ..money.store import StoreError
@@ -124,6 +125,20 @@ class PostgresStore:
         with contextlib.closing(self._connect()) as db:
             self._schema(db, create)
         atexit.register(_flush_at_exit, weakref.ref(self))
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (`llmroute._fork`): the parent's writer thread, its connection and the
+        rows queued before the fork stay the parent's (written once, by the parent); the child's rows
+        get a writer and a connection of its own on first use."""
+        self._buffer = deque()
+        self._done = threading.Condition()
+        self._queued = self._handled = 0
+        self._stopping = False
+        self.written = self.lost = 0
+        self.last_error = None
+        self._thread = None
+        self._start_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresStore({_safe(self.dsn)!r})"

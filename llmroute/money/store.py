@@ -236,7 +236,7 @@ class SQLiteStore(Store):
         self.queue_size = queue_size
         self._closed = False
         self._reset()
-        with contextlib.closing(self._connect()) as db:
+        with _SQLITE, contextlib.closing(self._connect()) as db:
             db.executescript(_ddl())
             _migrate(db)
         super().__init__()
@@ -462,11 +462,13 @@ class SQLiteStore(Store):
                     log.error("ledger store %s: row %s LOST: %r", self.path, getattr(row, "id", "?"), e)
             for attempt in range(_RETRIES):
                 try:
-                    written, escaped = self._insert(records)
+                    with _SQLITE:
+                        written, escaped = self._insert(records)
                     break
                 except _TRANSIENT as e:
                     error = e
-                    self._drop_connection()
+                    with _SQLITE:
+                        self._drop_connection()
                     if attempt + 1 < _RETRIES:
                         time.sleep(0.05 * 2**attempt)
         except Exception as e:  # the connection could not even be opened
@@ -620,14 +622,15 @@ class SQLiteStore(Store):
             if _acquire(self._done, deadline):
                 try:
                     if not self._leading:
-                        self._drop_connection()
+                        with _SQLITE:
+                            self._drop_connection()
                 finally:
                     self._done.release()
 
     # -- reading ----------------------------------------------------------------------------------------
 
     def count(self) -> int:
-        with contextlib.closing(self._connect(readonly=True)) as db:
+        with _SQLITE, contextlib.closing(self._connect(readonly=True)) as db:
             return int(db.execute("SELECT count(*) FROM ledger_rows").fetchone()[0])
 
     def iter_rows(
@@ -647,14 +650,21 @@ class SQLiteStore(Store):
             clauses.append("timestamp < ?")
             params.append(to_epoch(until))
         sql = _SELECT + (f" WHERE {' AND '.join(clauses)}" if clauses else "") + " ORDER BY seq"
-        with contextlib.closing(self._connect(readonly=True)) as db:
-            cursor = db.execute(sql, params)
+        with _SQLITE:
+            db = self._connect(readonly=True)
+        try:
+            with _SQLITE:
+                cursor = db.execute(sql, params)
             while True:
-                records = cursor.fetchmany(chunk)
+                with _SQLITE:
+                    records = cursor.fetchmany(chunk)
                 if not records:
                     return
                 for record in records:
                     yield _from_record(record)
+        finally:
+            with _SQLITE:
+                db.close()
 
 
 class _Group:
@@ -687,26 +697,32 @@ def _wait_through_interrupts(event: threading.Event) -> BaseException | None:
 def _checkpoint_loop(ref: weakref.ref[SQLiteStore], due: threading.Event) -> None:
     """A commit-mode store's WAL copied into the database in the background (PASSIVE: never blocks a
     writer), so the WAL stays small though the writing connection never checkpoints. Holds the store
-    only weakly: ends when it is closed or collected."""
-    db: sqlite3.Connection | None = None
-    try:
-        while True:
-            woken = due.wait(1.0)
-            store = ref()
-            if store is None or store._closed:
-                return
-            if woken:
-                due.clear()
-                try:
-                    if db is None:
-                        db = store._connect()
+    only weakly: ends when it is closed or collected. Each checkpoint opens and closes its own
+    connection (one every `_CHECKPOINT_EVERY` commits), so none is open across a fork."""
+    while True:
+        woken = due.wait(1.0)
+        store = ref()
+        if store is None or store._closed:
+            return
+        if woken:
+            due.clear()
+            try:
+                with _SQLITE, contextlib.closing(store._connect()) as db:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as e:  # busy, or the file went away: the next one will do
-                    log.debug("ledger store %s: checkpoint skipped: %r", store.path, e)
-            del store
-    finally:
-        if db is not None:
-            db.close()
+            except sqlite3.Error as e:  # busy, or the file went away: the next one will do
+                log.debug("ledger store %s: checkpoint skipped: %r", store.path, e)
+        del store
+
+
+def _close_writing_connections() -> None:
+    """Just before a fork, no thread inside SQLite: every store's writing connection is closed (the
+    next write reopens it), so the child inherits no open connection, lock or transaction of ours."""
+    for store in _fork.live(SQLiteStore):
+        store._drop_connection()
+
+
+_SQLITE = _fork.Gate("SQLite", quiet=_close_writing_connections)
+"""Every SQLite call of the stores in this module runs inside this gate (`llmroute._fork.Gate`)."""
 
 
 def _acquire(condition: threading.Condition, deadline: float | None) -> bool:
