@@ -3,9 +3,11 @@
 1. Per-call latency, sequential, interleaved, against one emulator server: the raw `openai` SDK,
    the router with in-process budgets and limits, and the router with `state="redis://..."` (a
    budget and an rpm limit shared through a local `redis-server` on loopback). Also: Redis round
-   trips per routed call, and one script round trip on its own.
-2. Calls per second with 1, 4 and 8 worker processes (each sequential), in-process state against
-   Redis state, same server.
+   trips per routed call (counted by the link, every thread), the commands the server ran per call
+   (INFO commandstats), and one bare round trip (PING).
+2. The same for `AsyncRouter` (its round trip goes through `redis.asyncio`).
+3. Calls per second with 1, 4 and 8 worker processes (each sequential): the raw SDK, in-process
+   state and Redis state, same server.
 
     python benchmarks/fleet.py [--quick]
 
@@ -53,16 +55,6 @@ def _router(base_url: str, state: RedisLink | str | None) -> llmroute.Router:
     return llmroute.Router([deployment], models=[_model()], budgets=Budgets([Budget("1000000")]), state=state)
 
 
-class CountingLink(RedisLink):
-    """Counts scripts run (each is one round trip)."""
-
-    runs = 0
-
-    def run(self, source: str, keys: Any, args: Any) -> Any:
-        self.runs += 1
-        return super().run(source, keys, args)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,11 +80,17 @@ def _start_redis(directory: str) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
+def _commands(client: Any) -> int:
+    """Commands the Redis server has executed so far (INFO commandstats)."""
+    stats = client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_ping"))
+
+
 def latency(base_url: str, url: str, rounds: int, per_round: int) -> None:
     header("1. Added latency per call (sequential, one process)")
     raw = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0)
     local = _router(base_url, None)
-    link = CountingLink(url)
+    link = RedisLink(url)
     fleet = _router(base_url, link)
 
     def call(client: Any) -> Any:
@@ -113,15 +111,21 @@ def latency(base_url: str, url: str, rounds: int, per_round: int) -> None:
     table.print()
     in_process = Summary.of(results["router, in-process"].wall).median
     shared = Summary.of(results["router, state=redis"].wall).median
-    before = link.runs
-    for _ in range(50):
-        fleet.chat.completions.create(model="m", messages=MESSAGES, max_tokens=16)
-    per_call = (link.runs - before) / 50
-    print(f"  shared state adds {us(shared - in_process, True)} per call (state=redis - in-process)")
-    print(f"  Redis round trips per routed call: {per_call:g}")
     import redis
 
     client = redis.Redis.from_url(url)
+    link.flush()
+    trips, commands = link.round_trips, _commands(client)
+    calls = 200
+    for _ in range(calls):
+        fleet.chat.completions.create(model="m", messages=MESSAGES, max_tokens=16)
+    link.flush()
+    print(f"  shared state adds {us(shared - in_process, True)} per call (state=redis - in-process)")
+    print(
+        f"  Redis round trips per routed call: {(link.round_trips - trips) / calls:.2f} "
+        f"(all threads of the process; the server ran {(_commands(client) - commands) / calls:.1f} "
+        "commands per call, INFO commandstats: scripts, each one command)"
+    )
     samples = []
     for _ in range(2000):
         t0 = time.perf_counter()
@@ -130,8 +134,49 @@ def latency(base_url: str, url: str, rounds: int, per_round: int) -> None:
     print(f"  one Redis round trip (PING) on loopback: median {us(Summary.of(samples).median)}")
 
 
+def async_latency(base_url: str, url: str, rounds: int, per_round: int) -> None:
+    header("2. AsyncRouter: added latency per call (sequential, one event loop; redis.asyncio)")
+    import asyncio
+
+    async def run() -> dict[str, list[float]]:
+        raw = openai.AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0)
+        deployment = llmroute.Deployment(
+            "d", model="m", provider="vllm", base_url=base_url, api_key=KEY, rpm=10_000_000
+        )
+        routers = {
+            "raw openai SDK (async)": raw,
+            "AsyncRouter, in-process": llmroute.AsyncRouter(
+                [deployment], models=[_model()], budgets=Budgets([Budget("1000000")])
+            ),
+            "AsyncRouter, state=redis": llmroute.AsyncRouter(
+                [deployment], models=[_model()], budgets=Budgets([Budget("1000000")]), state=url
+            ),
+        }
+        walls: dict[str, list[float]] = {name: [] for name in routers}
+        for client in routers.values():  # warm up
+            await client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=16)
+        for _ in range(rounds):
+            for name, client in routers.items():
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    await client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=16)
+                    walls[name].append(time.perf_counter() - t0)
+        return walls
+
+    walls = asyncio.run(run())
+    base = Summary.of(walls["raw openai SDK (async)"])
+    table = Table("contender", "median", "p99", "vs raw SDK", "added vs raw")
+    for name, samples in walls.items():
+        s = Summary.of(samples)
+        table.row(
+            name, us(s.median), us(s.p99), ratio(s.median, base.median), us(s.median - base.median, True)
+        )
+    table.print()
+
+
 def _worker(base_url: str, url: str | None, calls: int, start_at: float) -> float:
-    router = _router(base_url, url)
+    router: Any = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) if url == "raw" else None
+    router = router or _router(base_url, url)
     router.chat.completions.create(model="m", messages=MESSAGES, max_tokens=16)  # connect, warm up
     time.sleep(max(0.0, start_at - time.time()))
     t0 = time.perf_counter()
@@ -141,19 +186,26 @@ def _worker(base_url: str, url: str | None, calls: int, start_at: float) -> floa
 
 
 def throughput(base_url: str, url: str, calls: int) -> None:
-    header("2. Calls per second, N worker processes (each sequential), same emulator server")
+    header("3. Calls per second, N worker processes (each sequential), same emulator server")
     context = multiprocessing.get_context("spawn")
-    table = Table("processes", "in-process state", "state=redis", "redis / in-process")
+    table = Table(
+        "processes", "raw SDK", "in-process state", "state=redis", "redis / raw", "redis / in-process"
+    )
     for n in (1, 4, 8):
         rates: dict[str, float] = {}
-        for name, state in (("local", None), ("redis", url)):
+        for name, state in (("raw", "raw"), ("local", None), ("redis", url)):
             with concurrent.futures.ProcessPoolExecutor(n, mp_context=context) as pool:
                 start_at = time.time() + 3.0 + 0.3 * n
                 futures = [pool.submit(_worker, base_url, state, calls, start_at) for _ in range(n)]
                 times = [f.result() for f in futures]
             rates[name] = n * calls / max(times)
         table.row(
-            n, f"{rates['local']:.0f}/s", f"{rates['redis']:.0f}/s", ratio(rates["redis"], rates["local"])
+            n,
+            f"{rates['raw']:.0f}/s",
+            f"{rates['local']:.0f}/s",
+            f"{rates['redis']:.0f}/s",
+            ratio(rates["redis"], rates["raw"]),
+            ratio(rates["redis"], rates["local"]),
         )
     table.print()
 
@@ -170,6 +222,7 @@ def main() -> None:
         try:
             base_url = server.base_url("vllm")
             latency(base_url, url, rounds=4 if options.quick else 20, per_round=25)
+            async_latency(base_url, url, rounds=4 if options.quick else 20, per_round=25)
             throughput(base_url, url, calls=50 if options.quick else 300)
         finally:
             proc.kill()

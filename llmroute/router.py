@@ -110,12 +110,15 @@ class _Base:
         - `load`: where in-flight counts, rate windows and provider headroom live (default: an
           in-memory `LoadTracker`; a shared `LoadStore` makes limits hold across processes).
         - `state`: fleet mode, `"redis://host:port/db"` (or a `llmroute.fleet.RedisLink`): budgets,
-          client-side limits and cooldowns shared by every process given the same URL (docs/fleet.md).
+          client-side limits, cooldowns and latency statistics shared by every process given the same
+          URL (docs/fleet.md).
         """
         if state is not None:
             from .fleet import shared
 
-            budgets, load, cooldowns = shared(state, budgets=budgets, load=load, cooldowns=cooldowns)
+            budgets, load, cooldowns, health = shared(
+                state, budgets=budgets, load=load, cooldowns=cooldowns, health=health
+            )
         self._core = RouterCore(
             deployments,
             catalog=catalog,

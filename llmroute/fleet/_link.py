@@ -1,28 +1,74 @@
 """One Redis connection shared by the fleet stores, with short timeouts and a breaker in front of it.
 
-Every call goes through `RedisLink.run`: a Lua script, one round trip. A connection error or a timeout
-(`socket_timeout`, 0.1 s by default) opens the breaker: for `retry_s` seconds no call is sent and the
-stores serve from in-process state (`Unavailable` is raised to them at once), `fallbacks` counts the
-calls served so, and one warning is logged per outage. The first call after `retry_s` is a probe; when
-it succeeds the link is back, the recovery callbacks run (the budgets replay the spend they settled
-during the outage) and an info line is logged.
+Round trips. A routed call costs one round trip on its hot path: `exchange` (or `aexchange` on the
+event loop, through `redis.asyncio`) sends one pipeline holding the call's admission script and every
+write that was waiting (`defer`). The writes an attempt makes when it ends (settle, release, outcome
+sample, latency) are not sent then: they wait for the next call's round trip, or for the flusher
+thread, which sends them when they have waited `flush_s` (5 ms) with no call to carry them. Scripts are
+sent as `EVALSHA` (loaded once; loaded again after a `NOSCRIPT`, e.g. when Redis restarted empty).
+
+Failures. A connection error or a timeout (`socket_timeout`, 0.1 s by default) opens the breaker:
+for `retry_s` seconds nothing is sent and the stores serve from in-process state (`Unavailable` is
+raised to them at once, and deferred writes are handed back to them), `fallbacks` counts the
+operations served so, and one warning is logged per outage. The first operation after `retry_s` is a
+probe; when it succeeds the link is back, the recovery callbacks run (the budgets replay the spend
+they settled during the outage) and an info line is logged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import hashlib
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RedisLink", "Unavailable"]
+__all__ = ["Op", "RedisLink", "Unavailable"]
 
 log = logging.getLogger("llmroute.fleet")
 
 
 class Unavailable(Exception):
     """Redis cannot be used now (down, slow, or the breaker is open): serve from local state."""
+
+
+@dataclass(slots=True)
+class Op:
+    """One script call in a pipeline. `done(result)` gets its result; `failed()` is called instead
+    when it could not be sent (Redis unavailable), so the store can fall back."""
+
+    source: str
+    keys: Sequence[str]
+    args: Sequence[Any]
+    done: Callable[[Any], None] | None = None
+    failed: Callable[[], None] | None = None
+
+    def finish(self, result: Any) -> None:
+        if isinstance(result, Exception):
+            log.error("fleet script failed: %s", result)
+            self.fail()
+        elif self.done is not None:
+            self.done(result)
+
+    def fail(self) -> None:
+        if self.failed is not None:
+            self.failed()
+
+
+_LINKS: weakref.WeakSet[RedisLink] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Writes still waiting when the interpreter exits are sent (a settle must not be lost)."""
+    for link in list(_LINKS):
+        link.flush()
 
 
 class RedisLink:
@@ -32,7 +78,10 @@ class RedisLink:
     - `prefix`: the start of every key (several fleets can share one server).
     - `socket_timeout` / `connect_timeout`: seconds; a slow or dead server costs a call at most this.
     - `retry_s`: how long the breaker stays open before a probe.
-    - `client`: an existing `redis.Redis` / `redis.RedisCluster` to use instead of `url`.
+    - `flush_s`: how long deferred writes wait for a call's round trip to carry them before the
+      flusher thread sends them on its own.
+    - `client`: an existing `redis.Redis` / `redis.RedisCluster` to use instead of `url` (the async
+      router then runs its round trip on a worker thread, never on the event loop).
     """
 
     def __init__(
@@ -43,6 +92,7 @@ class RedisLink:
         socket_timeout: float = 0.1,
         connect_timeout: float = 0.1,
         retry_s: float = 1.0,
+        flush_s: float = 0.005,
         client: Any = None,
     ) -> None:
         if client is None:
@@ -50,32 +100,56 @@ class RedisLink:
                 raise ValueError("RedisLink needs a url or a client")
             client = _client(url, socket_timeout, connect_timeout)
         self.client = client
+        self.url = url
+        self._timeouts = (socket_timeout, connect_timeout)
         self.prefix = prefix
         self.retry_s = retry_s
+        self.flush_s = flush_s
         self.fallbacks = 0
         """Store operations served from in-process state because Redis was unavailable."""
         self.outages = 0
         """Times the breaker opened."""
+        self.round_trips = 0
+        """Pipelines and commands sent (each one network round trip), by this process."""
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._down = False
         self._probing = False
-        self._scripts: dict[str, Any] = {}
+        self._shas: dict[str, str] = {}
         self._recovery: list[Callable[[], object]] = []
+        self._reset()
+        _LINKS.add(self)
         import redis.exceptions as rex
 
+        self._noscript = rex.NoScriptError
         self._transient: tuple[type[BaseException], ...] = (
             rex.ConnectionError,
             rex.TimeoutError,
             rex.BusyLoadingError,
             OSError,
+            asyncio.TimeoutError,
             *((rex.ClusterDownError,) if hasattr(rex, "ClusterDownError") else ()),
             *((rex.TryAgainError,) if hasattr(rex, "TryAgainError") else ()),
         )
 
+    def _reset(self) -> None:
+        """Fresh queue, thread and async client (at start, and in a forked child)."""
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._waiting: list[Op] = []
+        self._since = 0.0
+        self._jobs: list[Callable[[], object]] = []
+        self._flushing = threading.Lock()
+        self._flush_owner: int | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._aclient: Any = None
+
     def tag(self, *parts: str) -> str:
-        """A key prefix with a hash tag: every key built on it lives in one Redis Cluster slot."""
-        return "{" + ":".join((self.prefix, *parts)) + "}"
+        """A key prefix. Every key of a fleet carries the one hash tag `{prefix}`, so all of a call's
+        keys live in one Redis Cluster slot and one script can check and take them together."""
+        return "{" + self.prefix + "}" + "".join(":" + p for p in parts)
 
     @property
     def available(self) -> bool:
@@ -86,27 +160,18 @@ class RedisLink:
         """Call `callback()` each time Redis answers again after an outage."""
         self._recovery.append(callback)
 
-    def run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a Lua script (cached by its text; EVALSHA, loaded once). Raises `Unavailable`."""
-        with self._lock:
-            script = self._scripts.get(source)
-            if script is None:
-                script = self._scripts[source] = self.client.register_script(source)
-        return self.call(lambda client: script(keys=list(keys), args=list(args)))
+    # -- breaker -----------------------------------------------------------------------------------
 
-    def call(self, operation: Callable[[Any], Any]) -> Any:
-        """`operation(client)` behind the breaker. Raises `Unavailable`."""
+    def _enter(self) -> None:
+        """Raise `Unavailable` while the breaker is open; the first caller after it is the probe."""
         with self._lock:
             if self._down:
                 if time.monotonic() < self._open_until or self._probing:
                     self.fallbacks += 1
                     raise Unavailable("breaker open")
                 self._probing = True
-        try:
-            result = operation(self.client)
-        except self._transient as e:
-            self._fail(e)
-            raise Unavailable(str(e)) from e
+
+    def _succeeded(self) -> None:
         recovered = False
         with self._lock:
             if self._down:
@@ -114,12 +179,17 @@ class RedisLink:
                 recovered = True
         if recovered:
             log.info("Redis is back; fleet state is shared again")
-            for callback in self._recovery:
-                try:
-                    callback()
-                except Unavailable:
-                    break
-        return result
+            if asyncio._get_running_loop() is not None:
+                self.background(self._recovered)  # never replay on the event loop
+            else:
+                self._recovered()
+
+    def _recovered(self) -> None:
+        for callback in self._recovery:
+            try:
+                callback()
+            except Unavailable:
+                break
 
     def _fail(self, error: BaseException) -> None:
         with self._lock:
@@ -137,24 +207,246 @@ class RedisLink:
             self.retry_s,
         )
 
+    # -- one operation -------------------------------------------------------------------------------
+
+    def run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run one Lua script now (with the writes waiting, in one round trip). Raises `Unavailable`."""
+        return self.exchange([Op(source, keys, args)])[0]
+
+    def call(self, operation: Callable[[Any], Any]) -> Any:
+        """`operation(client)` behind the breaker (one round trip). Raises `Unavailable`."""
+        self._enter()
+        try:
+            self.round_trips += 1
+            result = operation(self.client)
+        except self._transient as e:
+            self._fail(e)
+            raise Unavailable(str(e)) from e
+        self._succeeded()
+        return result
+
+    # -- pipelines -----------------------------------------------------------------------------------
+
+    def _take(self) -> list[Op]:
+        if self._pid != os.getpid():
+            self._reset()
+        with self._cond:
+            waiting, self._waiting = self._waiting, []
+        return waiting
+
+    def _sha(self, source: str) -> str:
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
+        return sha
+
+    def _results(self, ops: Sequence[Op], results: list[Any]) -> list[int]:
+        """Indexes of the ops Redis did not know the script of."""
+        return [i for i, r in enumerate(results) if isinstance(r, self._noscript)]
+
+    def exchange(self, ops: Sequence[Op]) -> list[Any]:
+        """Send the deferred writes and `ops` in one pipeline (one round trip); the results of `ops`
+        (a script error comes back as the exception object). Raises `Unavailable`."""
+        owner = self._flush_owner
+        if owner is not None and owner != threading.get_ident():
+            with self._flushing:  # the flusher is sending writes this call must not overtake
+                pass
+        return self._exchange(ops)
+
+    def _exchange(self, ops: Sequence[Op]) -> list[Any]:
+        waiting = self._take()
+        every = [*waiting, *ops]
+        try:
+            self._enter()
+        except Unavailable:
+            self._hand_back(waiting)
+            raise
+        try:
+            results = self._send(every)
+            missing = self._results(every, results)
+            if missing:  # Redis lost its scripts (restarted): load them, send those again
+                for source in {every[i].source for i in missing}:
+                    self.client.script_load(source)
+                again = self._send([every[i] for i in missing])
+                for i, result in zip(missing, again, strict=True):
+                    results[i] = result
+        except self._transient as e:
+            self._fail(e)
+            self._hand_back(waiting)
+            raise Unavailable(str(e)) from e
+        self._succeeded()
+        for op, result in zip(waiting, results, strict=False):
+            op.finish(result)
+        return results[len(waiting) :]
+
+    def _send(self, ops: Sequence[Op]) -> list[Any]:
+        self.round_trips += 1
+        pipe = self.client.pipeline(transaction=False)
+        for op in ops:
+            pipe.evalsha(self._sha(op.source), len(op.keys), *op.keys, *op.args)
+        return list(pipe.execute(raise_on_error=False))
+
+    async def aexchange(self, ops: Sequence[Op]) -> list[Any]:
+        """`exchange` on the event loop: through `redis.asyncio` (or on a worker thread when the link
+        was given a sync `client`), never blocking the loop."""
+        client = self._async_client()
+        if client is None:
+            return await asyncio.to_thread(self.exchange, ops)
+        while self._flush_owner is not None:
+            await asyncio.sleep(0.0002)
+        waiting = self._take()
+        every = [*waiting, *ops]
+        try:
+            self._enter()
+        except Unavailable:
+            self._hand_back(waiting)
+            raise
+        try:
+            results = await self._asend(client, every)
+            missing = self._results(every, results)
+            if missing:
+                for source in {every[i].source for i in missing}:
+                    await client.script_load(source)
+                again = await self._asend(client, [every[i] for i in missing])
+                for i, result in zip(missing, again, strict=True):
+                    results[i] = result
+        except self._transient as e:
+            self._fail(e)
+            self._hand_back(waiting)
+            raise Unavailable(str(e)) from e
+        self._succeeded()
+        for op, result in zip(waiting, results, strict=False):
+            op.finish(result)
+        return results[len(waiting) :]
+
+    async def _asend(self, client: Any, ops: Sequence[Op]) -> list[Any]:
+        self.round_trips += 1
+        pipe = client.pipeline(transaction=False)
+        for op in ops:
+            pipe.evalsha(self._sha(op.source), len(op.keys), *op.keys, *op.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+    def _async_client(self) -> Any:
+        if self.url is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._aloop is not loop or self._pid != os.getpid():
+            if self._pid != os.getpid():
+                self._reset()
+            self._aclient = _client(self.url, *self._timeouts, asyncio_client=True)
+            self._aloop = loop
+        return self._aclient
+
+    # -- deferred writes and background work ---------------------------------------------------------
+
+    def defer(self, op: Op) -> None:
+        """Queue a write: it goes with the next round trip of this process, or within `flush_s`.
+        While the breaker is open, `op.failed()` runs at once instead."""
+        if not self.available:
+            with self._lock:
+                self.fallbacks += 1
+            op.fail()
+            return
+        if self._pid != os.getpid():
+            self._reset()
+        with self._cond:
+            if not self._waiting:
+                self._since = time.monotonic()
+            self._waiting.append(op)
+            self._start()
+            self._cond.notify()
+
+    def background(self, job: Callable[[], object]) -> None:
+        """Run `job()` on the flusher thread (a refresh, or a write that must read first)."""
+        if self._pid != os.getpid():
+            self._reset()
+        with self._cond:
+            self._jobs.append(job)
+            self._start()
+            self._cond.notify()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._flusher, name="llmroute-fleet-flush", daemon=True)
+            self._thread.start()
+
+    def _flusher(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._waiting or self._jobs or self._closed):
+                    self._cond.wait()
+                if self._closed and not self._waiting and not self._jobs:
+                    return
+                jobs, self._jobs = self._jobs, []
+                delay = 0.0 if jobs else self._since + self.flush_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # meanwhile a call's round trip may carry the writes
+                continue
+            for job in jobs:
+                try:
+                    job()
+                except Unavailable:
+                    pass
+                except Exception:  # a background job must never kill the flusher
+                    log.exception("fleet background job failed")
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the deferred writes now (before a read that must see this process's own writes)."""
+        if self._pid != os.getpid():
+            return
+        with self._flushing:
+            if not self._waiting:
+                return
+            self._flush_owner = threading.get_ident()
+            try:
+                self._exchange([])
+            except Unavailable:
+                pass
+            finally:
+                self._flush_owner = None
+
+    def _hand_back(self, ops: Sequence[Op]) -> None:
+        for op in ops:
+            op.fail()
+
     def close(self) -> None:
+        self.flush()
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
         self.client.close()
 
 
-def _client(url: str, socket_timeout: float, connect_timeout: float) -> Any:
+def _client(url: str, socket_timeout: float, connect_timeout: float, *, asyncio_client: bool = False) -> Any:
     try:
         import redis
+        import redis.asyncio
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("fleet state on Redis needs the redis client: pip install 'llmroute[redis]'") from e
+    if asyncio_client:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        retry: Any = AsyncRetry(NoBackoff(), 0)
+    else:
+        from redis.retry import Retry
+
+        retry = Retry(NoBackoff(), 0)  # the breaker decides; the client never retries in a loop
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": connect_timeout,
-        "retry": Retry(NoBackoff(), 0),  # the breaker decides; the client never retries in a loop
+        "retry": retry,
     }
     if url.startswith("redis+cluster://"):
+        plain = "redis://" + url.removeprefix("redis+cluster://")
+        if asyncio_client:
+            from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+            return AsyncCluster.from_url(plain, **options)
         from redis.cluster import RedisCluster
 
-        return RedisCluster.from_url("redis://" + url.removeprefix("redis+cluster://"), **options)
+        return RedisCluster.from_url(plain, **options)
+    if asyncio_client:
+        return redis.asyncio.Redis.from_url(url, **options)
     return redis.Redis.from_url(url, **options)

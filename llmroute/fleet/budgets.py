@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,12 +40,13 @@ from ..money.budget import (
     _State,
     period_start,
 )
-from ._link import RedisLink, Unavailable
+from ._link import Op, RedisLink, Unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..money.ledger import LedgerRow
+    from ..request import ChatRequest
     from ..target import Target
     from ..usage import Cost
 
@@ -114,27 +115,27 @@ return out
 """
 )
 
-# KEYS: reservations, deadlines, done marker, then per budget: spent, reserved, events.
-# ARGV: now, id, actual ('' releases), n, marker ttl, then per budget: window, retain seconds.
-# The hold under the id is dropped in any case; the charge is made once per id.
+# KEYS: reservations, deadlines, done marker (of the id), then per budget: spent, reserved, events.
+# ARGV: now, id, actual ('' releases), n, marker ttl, hold ('' none), then per budget: window, retain
+# seconds. The hold (a reservation's own id) is dropped in any case; the charge is made once per id.
 # Returns {0} when already settled or released, else {1, spent_before_1, spent_after_1, ...}.
 _SETTLE = (
     _PRELUDE
     + """
-local rid, actual, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local v = redis.call('HGET', KEYS[1], rid)
+local rid, actual, n, hold = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[6]
+local v = redis.call('HGET', KEYS[1], hold)
 if v then
   local amt, rest = string.match(v, '^(%-?%d+)|(.*)$')
   for k in string.gmatch(rest, '[^|]+') do redis.call('DECRBY', k, amt) end
-  redis.call('HDEL', KEYS[1], rid)
-  redis.call('ZREM', KEYS[2], rid)
+  redis.call('HDEL', KEYS[1], hold)
+  redis.call('ZREM', KEYS[2], hold)
 end
 if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[5]) then return {0} end
 local out = {1}
 if actual == '' then return out end
 for i = 0, n - 1 do
   local spent, events = KEYS[4 + 3 * i], KEYS[6 + 3 * i]
-  local window, retain = tonumber(ARGV[6 + 2 * i]), tonumber(ARGV[7 + 2 * i])
+  local window, retain = tonumber(ARGV[7 + 2 * i]), tonumber(ARGV[8 + 2 * i])
   roll(spent, events, window)
   out[#out + 1] = redis.call('GET', spent) or '0'
   redis.call('INCRBY', spent, actual)
@@ -176,7 +177,7 @@ def from_units(units: int | str | bytes) -> Decimal:
 class FleetReservation(Reservation):
     """A reservation held in Redis (`rid`), or in this process while Redis was unavailable."""
 
-    __slots__ = ("local", "rid", "units")
+    __slots__ = ("hold", "local", "rid", "units")
 
     def __init__(
         self,
@@ -187,11 +188,28 @@ class FleetReservation(Reservation):
         created: float,
         rid: str,
         local: bool,
+        hold: str = "",
     ) -> None:
         super().__init__(owner, states, amount, key, created)
         self.rid = rid
+        """The attempt's id: a settle counts once per id, across the fleet."""
+        self.hold = hold
+        """The id of the amount held in Redis (unique to this reservation)."""
         self.local = local
         self.units = to_units(amount, up=True)
+
+
+@dataclass(slots=True)
+class BudgetAsk:
+    """What the admission script needs to reserve one attempt's estimate (`RedisBudgets.ask`)."""
+
+    matched: tuple[_State, ...]
+    amount: Decimal
+    units: int
+    estimate: Decimal | None
+    now: float
+    keys: list[str]
+    args: list[Any]
 
 
 @dataclass(slots=True)
@@ -311,7 +329,8 @@ class RedisBudgets(Budgets):
                     state.unpriced += 1
         units = to_units(amount, up=True)
         rid = _rid(key)
-        args: list[Any] = [repr(now), repr(self._ttl), rid, units, len(matched)]
+        hold = uuid.uuid4().hex
+        args: list[Any] = [repr(now), repr(self._ttl), hold, units, len(matched)]
         for state in matched:
             budget = state.budget
             args += [int(budget.hard), to_units(budget.limit), repr(self._window(budget))]
@@ -322,11 +341,67 @@ class RedisBudgets(Budgets):
         if int(result[0]) == 0:
             state = matched[int(result[1])]
             raise OverBudget(state.budget, from_units(result[2]), from_units(result[3]), estimated_cost)
-        reservation = FleetReservation(self, matched, amount, key, now, rid, local=False)
+        reservation = FleetReservation(self, matched, amount, key, now, rid, local=False, hold=hold)
         with self._lock:
             for i, state in enumerate(matched):
                 self._seen(state, now, int(result[1 + 2 * i]), int(result[2 + 2 * i]))
             if key is not None:
+                self._by_key[key] = reservation
+        return reservation
+
+    # -- reserving with the admission (fleet mode: one round trip) -----------------------------------
+
+    def ask(self, request: ChatRequest, target: Target) -> BudgetAsk:
+        """The keys and arguments under which the admission script reserves `request`'s estimated
+        cost on `target` (what `reserve_for` would reserve). Raises `OverBudget` for an unpriced
+        call when unpriced calls are refused."""
+        from ..money.estimate import estimate_cost
+
+        estimate = estimate_cost(request, target).cost
+        facts = CallFacts.of(target)
+        matched = tuple(s for s in self._states if s.budget.scope.matches(request.hints, facts))
+        if estimate is None:
+            if self._unpriced == "refuse":
+                for state in matched:
+                    if state.budget.hard:
+                        raise OverBudget(state.budget, state.spent, state.reserved, None)
+            with self._lock:
+                for state in matched:
+                    state.unpriced += 1
+        amount = _ZERO if estimate is None else estimate
+        units = to_units(amount, up=True)
+        now = self._clock()
+        args: list[Any] = [repr(now), repr(self._ttl), units, len(matched)]
+        for state in matched:
+            budget = state.budget
+            args += [int(budget.hard), to_units(budget.limit), repr(self._window(budget))]
+        keys = self._keys(matched, now) if matched else []
+        return BudgetAsk(matched, amount, units, estimate, now, keys, args)
+
+    def adopt(self, ask: BudgetAsk, rid: str, figures: Sequence[Any]) -> FleetReservation:
+        """The reservation the admission script took (`figures`: spent, reserved per budget)."""
+        reservation = FleetReservation(
+            self, ask.matched, ask.amount, None, ask.now, rid, local=False, hold=rid
+        )
+        with self._lock:
+            for i, state in enumerate(ask.matched):
+                self._seen(state, ask.now, int(figures[2 * i]), int(figures[2 * i + 1]))
+        return reservation
+
+    def refused(self, ask: BudgetAsk, figures: Sequence[Any]) -> OverBudget:
+        """The refusal the admission script returned (`figures`: budget index, spent, reserved)."""
+        state = ask.matched[int(figures[0])]
+        return OverBudget(state.budget, from_units(figures[1]), from_units(figures[2]), ask.estimate)
+
+    def hold_here(self, ask: BudgetAsk, rid: str) -> Reservation:
+        """Reserve in this process (Redis unavailable). Raises `OverBudget`."""
+        return self._reserve_here(ask.matched, ask.amount, ask.units, None, rid, ask.now, ask.estimate)
+
+    def bind(self, reservation: Reservation, key: Any) -> Reservation:
+        """Key a reservation by its attempt, `(call_id, attempt)`: that attempt's ledger row settles it."""
+        with self._lock:
+            reservation.key = key
+            if not reservation.done:
                 self._by_key[key] = reservation
         return reservation
 
@@ -390,26 +465,51 @@ class RedisBudgets(Budgets):
                 for state in reservation._states:
                     name = state.budget.name
                     self._local_reserved[name] = self._local_reserved.get(name, 0) - reservation.units
+        if not reservation._states:
+            return  # no budget matched: nothing held, nothing to charge
         # released, or unpriced: nothing to charge, but the reservation is over
         actual = "" if release or units is None else str(units)
-        now = self._clock()
-        try:
-            self._send_settle(reservation.rid, reservation._states, actual, now)
-        except Unavailable:
-            if actual:
-                with self._lock:
-                    self._pending.append(_Pending(reservation.rid, reservation._states, int(actual), now))
-                    for state in reservation._states:
-                        period = (state.budget.name, self._period(state.budget, now))
-                        self._local_spent[period] = self._local_spent.get(period, 0) + int(actual)
+        if reservation.local and not actual:
+            return  # held in this process only, and released above
+        self._defer_settle(reservation.rid, reservation._states, actual, self._clock(), reservation.hold)
 
-    def _send_settle(self, rid: str, states: tuple[_State, ...], actual: str, now: float) -> None:
+    def _defer_settle(
+        self, rid: str, states: tuple[_State, ...], actual: str, now: float, hold: str = ""
+    ) -> None:
+        """Settle with the next round trip (the reservation holds the estimate until then); what
+        cannot be sent is kept and replayed when Redis is back."""
+
+        def failed() -> None:
+            if actual:
+                self._keep(rid, states, int(actual), now)
+
+        keys, args = self._settle_op(rid, states, actual, now, hold)
+        self.link.defer(
+            Op(_SETTLE, keys, args, lambda result: self._settled(states, actual, now, result), failed)
+        )
+
+    def _keep(self, rid: str, states: tuple[_State, ...], units: int, now: float) -> None:
+        with self._lock:
+            self._pending.append(_Pending(rid, states, units, now))
+            for state in states:
+                period = (state.budget.name, self._period(state.budget, now))
+                self._local_spent[period] = self._local_spent.get(period, 0) + units
+
+    def _settle_op(
+        self, rid: str, states: tuple[_State, ...], actual: str, now: float, hold: str = ""
+    ) -> tuple[list[str], list[Any]]:
         keys = self._keys(states, now)
         keys.insert(2, f"{self._tag}:done:{rid}")
-        args: list[Any] = [repr(now), rid, actual, len(states), max(int(self._ttl * 2), 3600)]
+        args: list[Any] = [repr(now), rid, actual, len(states), max(int(self._ttl * 2), 3600), hold]
         for state in states:
             args += [repr(self._window(state.budget)), self._retain(state.budget)]
-        result = self.link.run(_SETTLE, keys, args)
+        return keys, args
+
+    def _send_settle(self, rid: str, states: tuple[_State, ...], actual: str, now: float) -> None:
+        keys, args = self._settle_op(rid, states, actual, now)
+        self._settled(states, actual, now, self.link.run(_SETTLE, keys, args))
+
+    def _settled(self, states: tuple[_State, ...], actual: str, now: float, result: Any) -> None:
         if int(result[0]) == 0 or not actual:
             return
         alerts: list[BudgetAlert] = []
@@ -444,15 +544,7 @@ class RedisBudgets(Budgets):
         states = tuple(s for s in self._states if s.budget.scope.matches(row.hints, facts))
         if amount is None or not states:
             return
-        units = to_units(amount)
-        try:
-            self._send_settle(_rid(key), states, str(units), row.timestamp)
-        except Unavailable:
-            with self._lock:
-                self._pending.append(_Pending(_rid(key), states, units, row.timestamp))
-                for state in states:
-                    period = (state.budget.name, self._period(state.budget, row.timestamp))
-                    self._local_spent[period] = self._local_spent.get(period, 0) + units
+        self._defer_settle(_rid(key), states, str(to_units(amount)), row.timestamp)
 
     def reconcile(self) -> int:
         """Replay spend settled while Redis was unavailable (each once: settles are idempotent).
@@ -482,12 +574,14 @@ class RedisBudgets(Budgets):
     @property
     def pending(self) -> int:
         """Settlements waiting for Redis to come back."""
+        self.link.flush()
         return len(self._pending)
 
     # -- reads -------------------------------------------------------------------------------------
 
     def _figures(self, states: list[_State]) -> list[tuple[Decimal, Decimal]]:
         """(spent, reserved) per budget: the fleet's, or the local view while Redis is unavailable."""
+        self.link.flush()  # this process's own settles first
         now = self._clock()
         args: list[Any] = [repr(now), len(states), *(repr(self._window(s.budget)) for s in states)]
         try:

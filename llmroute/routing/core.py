@@ -35,7 +35,7 @@ from ..telemetry import TELEMETRY
 from ..usage import FinishReason, Usage
 from .balance import Balancer, LoadStore, LoadTracker, Ticket, WeightedRandom
 from .cooldown import Cooldowns
-from .engine import Attempt, Call, RetryPolicy, Sleep, plan
+from .engine import Call, Io, RetryPolicy, Sleep, plan
 from .health import Health
 
 if TYPE_CHECKING:
@@ -345,9 +345,7 @@ class RouterCore:
         result = tuple(next(ordered[t.model.id]) for t in candidates)
         return result, Step(balancer.name, tuple((t.name, "") for t in result), ())
 
-    def plan(
-        self, decision: Decision, request: ChatRequest
-    ) -> Generator[Call | Sleep, Attempt[Any] | None, Any]:
+    def plan(self, decision: Decision, request: ChatRequest) -> Generator[Call | Sleep | Io, Any, Any]:
         """The engine's state machine for this call."""
         return plan(
             decision.targets,
@@ -403,20 +401,27 @@ class RouterCore:
         `BudgetExceeded` before anything is sent); the attempt's ledger row settles it."""
         if self.budgets is None:
             return None
+        claim = getattr(call.ticket, "claim", None)  # fleet mode: reserved with the admission
+        if claim is not None:
+            return claim((call_id, call.number))  # type: ignore[no-any-return]
         return self.budgets.reserve_for(request, call.target, key=(call_id, call.number))
 
     def available(self, target: Target) -> bool:
         return self.cooldowns.blocked(target.name) is None
 
-    def admitter(self, request: ChatRequest) -> Callable[[Target], tuple[Ticket | None, float | None]]:
-        """Admission under client-side limits for this request's attempts (see `LoadTracker`)."""
+    def admitter(self, request: ChatRequest) -> Callable[[Target], tuple[Ticket | None, float | None] | Io]:
+        """Admission under client-side limits for this request's attempts (see `LoadTracker`). A fleet
+        store (`admit_call`) also reserves the budget in the same round trip (docs/fleet.md)."""
         load = self.load
+        admit_call = getattr(load, "admit_call", None)
 
-        def admit(target: Target) -> tuple[Ticket | None, float | None]:
+        def admit(target: Target) -> tuple[Ticket | None, float | None] | Io:
             tokens = 0
             if target.deployment.tpm is not None:
                 prompt, _ = estimate_prompt_tokens(request, target)
                 tokens = prompt + (request.max_output_tokens or DEFAULT_OUTPUT_TOKENS)
+            if admit_call is not None:
+                return admit_call(target, tokens, request)  # type: ignore[no-any-return]
             return load.admit(target, tokens)
 
         return admit

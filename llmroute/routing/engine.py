@@ -39,7 +39,7 @@ from ..target import Target
 if TYPE_CHECKING:
     from .cooldown import Blocked
 
-__all__ = ["DEFAULT_DEADLINE_S", "Attempt", "Call", "RetryPolicy", "Sleep", "adrive", "drive", "plan"]
+__all__ = ["DEFAULT_DEADLINE_S", "Attempt", "Call", "Io", "RetryPolicy", "Sleep", "adrive", "drive", "plan"]
 
 T = TypeVar("T")
 
@@ -60,6 +60,15 @@ class Sleep:
     """Action: wait this many seconds, then continue."""
 
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Io:
+    """Action: a shared store's round trip (fleet admission); the driver sends back its result —
+    `run()` in `drive`, `await arun()` in `adrive`, so the event loop is never blocked."""
+
+    run: Callable[[], Any]
+    arun: Callable[[], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +177,10 @@ def plan(
     retry: RetryPolicy,
     clock: Callable[[], float] = time.monotonic,
     gate: Gate | None = None,
-    admit: Callable[[Target], tuple[Any, float | None]] | None = None,
+    admit: Callable[[Target], tuple[Any, float | None] | Io] | None = None,
     queue_timeout: float = 0.0,
     release: Callable[[Any], None] | None = None,
-) -> Generator[Call | Sleep, Attempt[T] | None, T]:
+) -> Generator[Call | Sleep | Io, Any, T]:
     """The state machine for one call over ranked targets.
 
     - An `Attempt` with only a result ends the call with it.
@@ -188,7 +197,8 @@ def plan(
       fails: with the attempts' errors if any were made (a note lists each target's state), else
       with `NoCapacity`, an `openai.RateLimitError`.
     - `admit(target)` reserves room at a deployment under its client-side limits: `(ticket, None)`
-      when admitted, else `(None, seconds until room or None)`. A deployment without room is passed
+      when admitted, else `(None, seconds until room or None)` — or an `Io` whose result is that
+      pair, when admission is a shared store's round trip. A deployment without room is passed
       over for a later one of the same model that has room; if none has, the call waits (yielding
       `Sleep`) up to `queue_timeout`, or, when no other target is left and the limit says when it
       frees up, as long as the deadline allows; then it moves on. The ticket rides on the `Call`;
@@ -251,12 +261,18 @@ def plan(
             if admit is not None:
                 waited = 0.0
                 while True:
-                    ticket, room = admit(target)
+                    admitted = admit(target)
+                    if isinstance(admitted, Io):
+                        admitted = yield admitted
+                    ticket, room = admitted
                     if ticket is not None:
                         break
                     for i, other in enumerate(pending):  # a sibling deployment with room now?
                         if other.model.id == target.model.id:
-                            ticket, _ = admit(other)
+                            admitted = admit(other)
+                            if isinstance(admitted, Io):
+                                admitted = yield admitted
+                            ticket, _ = admitted
                             if ticket is not None:
                                 pending[i], target = target, other
                                 break
@@ -283,7 +299,7 @@ def plan(
                 raise
             assert outcome is not None, "drivers send an Attempt after every Call"
             if outcome.error is None:
-                return outcome.result  # type: ignore[return-value]
+                return outcome.result  # type: ignore[no-any-return]
             error = outcome.error
             errors.append(error)
             free_at[target.name] = free
@@ -331,7 +347,7 @@ def plan(
     raise final
 
 
-def drive(flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable[[Call], Attempt[T]]) -> T:
+def drive(flow: Generator[Call | Sleep | Io, Any, T], attempt: Callable[[Call], Attempt[T]]) -> T:
     """Run a plan synchronously: `attempt(call)` performs the I/O of one attempt. Whatever ends
     the run early (an exception from an attempt, an interrupt) closes the plan, which gives back
     the admission ticket of an attempt that never reported."""
@@ -340,6 +356,8 @@ def drive(flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable
         while True:
             if isinstance(action, Call):
                 action = flow.send(attempt(action))
+            elif isinstance(action, Io):
+                action = flow.send(action.run())
             else:
                 time.sleep(action.seconds)
                 action = flow.send(None)
@@ -350,7 +368,7 @@ def drive(flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable
 
 
 async def adrive(
-    flow: Generator[Call | Sleep, Attempt[T] | None, T], attempt: Callable[[Call], Awaitable[Attempt[T]]]
+    flow: Generator[Call | Sleep | Io, Any, T], attempt: Callable[[Call], Awaitable[Attempt[T]]]
 ) -> T:
     """Run a plan on the event loop: `await attempt(call)` performs the I/O of one attempt. An
     exception or a cancellation closes the plan, as in `drive`."""
@@ -359,6 +377,8 @@ async def adrive(
         while True:
             if isinstance(action, Call):
                 action = flow.send(await attempt(action))
+            elif isinstance(action, Io):
+                action = flow.send(await action.arun())
             else:
                 await asyncio.sleep(action.seconds)
                 action = flow.send(None)
