@@ -4,8 +4,9 @@ Round trips. A routed call costs one round trip on its hot path: `exchange` (or 
 event loop, through `redis.asyncio`) sends one pipeline holding the call's admission script and every
 write that was waiting (`defer`). The writes an attempt makes when it ends (settle, release, outcome
 sample, latency) are not sent then: they wait for the next call's round trip, or for the flusher
-thread, which sends them when they have waited `flush_s` (5 ms) with no call to carry them. Scripts are
-sent as `EVALSHA` (loaded once; loaded again after a `NOSCRIPT`, e.g. when Redis restarted empty).
+thread, which sends them when they have waited `flush_s` (5 ms) with no call to carry them. A script
+goes as `EVAL` the first time and `EVALSHA` after; one that Redis lost (`NOSCRIPT`: it restarted
+empty) is sent again in full right after the pipeline.
 
 Failures. A connection error or a timeout (`socket_timeout`, 0.1 s by default) opens the breaker:
 for `retry_s` seconds nothing is sent and the stores serve from in-process state (`Unavailable` is
@@ -116,6 +117,7 @@ class RedisLink:
         self._down = False
         self._probing = False
         self._shas: dict[str, str] = {}
+        self._loaded: set[str] = set()
         self._recovery: list[Callable[[], object]] = []
         self._reset()
         _LINKS.add(self)
@@ -264,9 +266,8 @@ class RedisLink:
         try:
             results = self._send(every)
             missing = self._results(every, results)
-            if missing:  # Redis lost its scripts (restarted): load them, send those again
-                for source in {every[i].source for i in missing}:
-                    self.client.script_load(source)
+            if missing:  # Redis lost its scripts (restarted): send those again, in full
+                self._loaded.clear()
                 again = self._send([every[i] for i in missing])
                 for i, result in zip(missing, again, strict=True):
                     results[i] = result
@@ -279,11 +280,21 @@ class RedisLink:
             op.finish(result)
         return results[len(waiting) :]
 
+    def _queue(self, pipe: Any, ops: Sequence[Op]) -> None:
+        """`EVALSHA` for scripts this link has sent before, `EVAL` (which also caches them on the
+        server) the first time: no separate load, and the pipeline's order is kept."""
+        for op in ops:
+            sha = self._sha(op.source)
+            if sha in self._loaded:
+                pipe.evalsha(sha, len(op.keys), *op.keys, *op.args)
+            else:
+                pipe.eval(op.source, len(op.keys), *op.keys, *op.args)
+                self._loaded.add(sha)
+
     def _send(self, ops: Sequence[Op]) -> list[Any]:
         self.round_trips += 1
         pipe = self.client.pipeline(transaction=False)
-        for op in ops:
-            pipe.evalsha(self._sha(op.source), len(op.keys), *op.keys, *op.args)
+        self._queue(pipe, ops)
         return list(pipe.execute(raise_on_error=False))
 
     async def aexchange(self, ops: Sequence[Op]) -> list[Any]:
@@ -305,8 +316,7 @@ class RedisLink:
             results = await self._asend(client, every)
             missing = self._results(every, results)
             if missing:
-                for source in {every[i].source for i in missing}:
-                    await client.script_load(source)
+                self._loaded.clear()
                 again = await self._asend(client, [every[i] for i in missing])
                 for i, result in zip(missing, again, strict=True):
                     results[i] = result
@@ -322,8 +332,7 @@ class RedisLink:
     async def _asend(self, client: Any, ops: Sequence[Op]) -> list[Any]:
         self.round_trips += 1
         pipe = client.pipeline(transaction=False)
-        for op in ops:
-            pipe.evalsha(self._sha(op.source), len(op.keys), *op.keys, *op.args)
+        self._queue(pipe, ops)
         return list(await pipe.execute(raise_on_error=False))
 
     def _async_client(self) -> Any:

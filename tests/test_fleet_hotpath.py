@@ -1,0 +1,232 @@
+"""Fleet mode's hot path on a real redis-server: one round trip per routed call, one atomic admission
+(limits + budget + breaker marks), latency statistics shared by workers, and an `AsyncRouter` that
+never calls Redis synchronously on its event loop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fleet_servers import RedisServer, redis_server
+from fleet_workers import KEY, MAX_TOKENS, USER, model
+
+import llmroute
+from llmroute.fleet import RedisLink
+from llmroute.money.budget import Budget, Budgets
+from llmroute.routing.balance import LowestLatency
+from llmroute.testing import Emulator
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+def _deployment(
+    emu: Emulator, name: str = "d", provider: str = "vllm", *, asynchronous: bool = False, **limits: Any
+) -> llmroute.Deployment:
+    return llmroute.Deployment(
+        name,
+        model="m",
+        provider=provider,
+        base_url=emu.base_url(provider),
+        api_key=KEY,
+        **(
+            {"async_http_client": emu.async_http_client()}
+            if asynchronous
+            else {"http_client": emu.http_client()}
+        ),
+        **limits,
+    )
+
+
+def _billed(emu: Emulator) -> Decimal:
+    bill = emu.bill.total()
+    return (Decimal(bill.input_tokens) * 1 + Decimal(bill.output_tokens) * 2) / Decimal(1_000_000)
+
+
+def test_one_round_trip_per_routed_call(emu: Emulator, redis: RedisServer) -> None:
+    """With a budget and rpm/tpm/in-flight limits shared, each routed call costs Redis exactly one
+    round trip: the admission script (limits, budget reservation, breaker marks) carrying the
+    previous call's writes (release, settle, outcome and latency samples). Nothing is lost by
+    deferring them: once sent, Redis holds the whole spend, equal to the ledger and the bill."""
+    link = RedisLink(redis.url, flush_s=3600)  # no flusher: only the calls' own round trips
+    router = llmroute.Router(
+        [_deployment(emu, rpm=10_000, tpm=10_000_000, max_in_flight=1)],
+        models=[model()],
+        budgets=Budgets([Budget("100"), Budget("100", "task:t")]),
+        state=link,
+    )
+    for _ in range(2):  # the first look at the deployment's breaker reads it once
+        router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+    before = link.round_trips
+    for _ in range(20):  # max_in_flight=1: each call's release reached Redis before the next admission
+        router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS, route={"task": "t"})
+    assert link.round_trips - before == 20
+    budgets = router._core.budgets
+    assert budgets.spent("global") == router.ledger.total().cost == _billed(emu)
+    assert budgets.spent("task:t") == router.ledger.total(task="t").cost
+    status = {s.budget.name: s for s in budgets.status()}
+    assert status["global"].reserved == 0  # every hold was dropped by its settle
+
+
+def test_a_budget_refusal_takes_no_rate_room(emu: Emulator, redis: RedisServer) -> None:
+    """Admission and reservation are one atomic script: a call the budget refuses takes no rpm slot
+    (when they were two steps, a refused call still used one of the minute's requests)."""
+    import redis as redis_client
+
+    router = llmroute.Router(
+        [_deployment(emu, rpm=1000)],
+        models=[model()],
+        budgets=Budgets([Budget("0.0002")]),
+        state=RedisLink(redis.url),
+    )
+    answered = refused = 0
+    for _ in range(12):
+        try:
+            router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+            answered += 1
+        except llmroute.BudgetExceeded:
+            refused += 1
+    assert answered > 0 and refused > 0
+    client = redis_client.Redis.from_url(redis.url)
+    assert client.zcard("{llmroute}:load:d:req") == answered
+
+
+def test_latency_statistics_are_shared(emu: Emulator, redis: RedisServer) -> None:
+    """Worker A has measured a slow and a fast deployment; worker B (its own connection, nothing
+    measured itself) ranks them by A's figures and goes to the fast one first. With in-process
+    statistics B knows nothing and tries the slow one first."""
+    emu.set_latency("vllm", ttft=0.05)
+    with emu.serve() as server:
+
+        def router(link: RedisLink | None) -> Any:
+            deployments = [
+                llmroute.Deployment(
+                    name, model="m", provider=provider, base_url=server.base_url(provider), api_key=KEY
+                )
+                for name, provider in (("slow", "vllm"), ("fast", "openai"))
+            ]
+            return llmroute.Router(
+                deployments, models=[model()], balancer=LowestLatency(explore=0), state=link
+            )
+
+        link_a = RedisLink(redis.url)
+        first = router(link_a)
+        served = [
+            first.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS).route.deployment
+            for _ in range(3)
+        ]
+        assert served == ["slow", "fast", "fast"]  # unmeasured first, then the fastest
+        link_a.flush()  # what the flusher thread does within flush_s
+        shared, alone = router(RedisLink(redis.url)), router(None)
+        assert shared.health.get("slow").latency_s >= 0.05 > shared.health.get("fast").latency_s
+        assert shared.chat.completions.create(model="m", messages=USER).route.deployment == "fast"
+        assert alone.chat.completions.create(model="m", messages=USER).route.deployment == "slow"
+
+
+def test_fleet_latency_average_is_the_in_process_one(redis: RedisServer) -> None:
+    """The server-side EWMA follows the same rule as the in-process one (half-life in observations)."""
+    from llmroute.fleet.health import RedisHealthStore
+    from llmroute.routing.health import Health
+
+    link = RedisLink(redis.url)
+    fleet, local = Health(half_life=3, store=RedisHealthStore(link)), Health(half_life=3)
+    for i, latency in enumerate((0.5, 0.1, 0.9, 0.3, 0.3, 2.0)):
+        for health in (fleet, local):
+            health.observe("t", ok=i != 2, latency_s=latency, ttft_s=latency / 2, error="ServerError")
+    link.flush()
+    other = Health(store=RedisHealthStore(RedisLink(redis.url))).get("t")
+    expected = local.get("t")
+    assert other.successes == expected.successes == 5 and other.failures == 1
+    assert other.consecutive_failures == expected.consecutive_failures == 0
+    assert other.last_error == "ServerError"
+    assert other.latency_s == pytest.approx(expected.latency_s, rel=1e-12)
+    assert other.ttft_s == pytest.approx(expected.ttft_s, rel=1e-12)
+
+
+class _Watched:
+    """A sync Redis client that records the threads it is used from."""
+
+    def __init__(self, client: Any, seen: set[int]) -> None:
+        self._client = client
+        self._seen = seen
+
+    def __getattr__(self, name: str) -> Any:
+        self._seen.add(threading.get_ident())
+        return getattr(self._client, name)
+
+
+async def test_async_router_never_calls_redis_on_its_loop(emu: Emulator, redis: RedisServer) -> None:
+    """Admission and reservation go through `redis.asyncio`; the writes after a call, the first looks
+    at breaker and latency state, and refreshes go with the next round trip or to the flusher thread.
+    The sync client is never touched from the event loop's thread; the bill still matches Redis."""
+    seen: set[int] = set()
+    link = RedisLink(redis.url)
+    link.client = _Watched(link.client, seen)
+    router = llmroute.AsyncRouter(
+        [
+            _deployment(emu, "a", rpm=1000, asynchronous=True),
+            _deployment(emu, "b", provider="openai", rpm=1000, asynchronous=True),
+        ],
+        models=[model()],
+        budgets=Budgets([Budget("100")]),
+        balancer=LowestLatency(explore=0),
+        state=link,
+    )
+    for _ in range(10):
+        await router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+    assert threading.get_ident() not in seen
+    assert link.round_trips >= 10
+    assert router._core.budgets.spent("global") == router.ledger.total().cost == _billed(emu)
+
+
+def test_sync_router_baseline_uses_the_sync_client_on_the_callers_thread(
+    emu: Emulator, redis: RedisServer
+) -> None:
+    """The check above can fail: the sync router's round trips are on the caller's thread."""
+    seen: set[int] = set()
+    link = RedisLink(redis.url)
+    link.client = _Watched(link.client, seen)
+    router = llmroute.Router([_deployment(emu, rpm=1000)], models=[model()], state=link)
+    router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+    assert threading.get_ident() in seen
+
+
+def test_writes_left_at_exit_are_sent(emu: Emulator, redis: RedisServer) -> None:
+    """A process that ends right after a call still settles it: the writes waiting for a round trip
+    are sent at exit (here the flusher never would: `flush_s` is an hour)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    with emu.serve() as server:
+        script = textwrap.dedent(
+            f"""
+            from decimal import Decimal
+            import llmroute
+            from llmroute.fleet import RedisLink
+            from llmroute.money.budget import Budget, Budgets
+            price = llmroute.Price(input=Decimal(1), output=Decimal(2))
+            model = llmroute.ModelSpec("m", "vllm", "m", price=price)
+            deployment = llmroute.Deployment(
+                "d", model="m", provider="vllm", base_url={server.base_url("vllm")!r}, api_key="sk-exit"
+            )
+            link = RedisLink({redis.url!r}, flush_s=3600)
+            router = llmroute.Router([deployment], models=[model], budgets=Budgets([Budget("1")]), state=link)
+            router.chat.completions.create(model="m", messages=[{{"role": "user", "content": "Hi"}}])
+            print(router.ledger.total().cost, len(link._waiting))
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+        )
+    from llmroute.fleet.budgets import RedisBudgets
+
+    spent, waiting = out.stdout.split()
+    assert Decimal(spent) > 0 and int(waiting) > 0  # the settle was still waiting when the script ended
+    assert RedisBudgets(redis.url, [Budget("1")]).spent("global") == Decimal(spent)
