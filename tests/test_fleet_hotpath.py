@@ -230,3 +230,28 @@ def test_writes_left_at_exit_are_sent(emu: Emulator, redis: RedisServer) -> None
     spent, waiting = out.stdout.split()
     assert Decimal(spent) > 0 and int(waiting) > 0  # the settle was still waiting when the script ended
     assert RedisBudgets(redis.url, [Budget("1")]).spent("global") == Decimal(spent)
+
+
+def test_an_admission_never_sent_gives_its_budget_hold_back(emu: Emulator, redis: RedisServer) -> None:
+    """The engine admits (lease + budget hold in one script), then the call is abandoned before its
+    attempt (the driver raised, the task was cancelled): closing the plan gives both back."""
+    from llmroute.routing.engine import Call, Io
+
+    router = llmroute.Router(
+        [_deployment(emu, max_in_flight=5)],
+        models=[model()],
+        budgets=Budgets([Budget("1")]),
+        state=RedisLink(redis.url),
+    )
+    core = router._core
+    request, decision = core.prepare({"model": "m", "messages": USER, "max_tokens": MAX_TOKENS})
+    flow = core.plan(decision, request)
+    action = next(flow)
+    assert isinstance(action, Io)
+    call = flow.send(action.run())
+    assert isinstance(call, Call) and call.ticket.reservation is not None
+    held = {s.budget.name: s.reserved for s in core.budgets.status()}
+    assert held["global"] > 0
+    flow.close()
+    assert {s.budget.name: s.reserved for s in core.budgets.status()}["global"] == 0
+    assert core.load.in_flight("d") == 0

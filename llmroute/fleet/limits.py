@@ -340,6 +340,8 @@ class RedisLoadStore:
         if not isinstance(ticket, FleetTicket):
             self.local.release(ticket, tokens)
             return
+        if ticket.reservation is not None and ticket.reservation.key is None:
+            ticket.reservation.release()  # admitted, never sent: the budget hold goes with the lease
         if ticket.local:
             if ticket.local_ticket is not None:
                 self.local.release(ticket.local_ticket, tokens)
