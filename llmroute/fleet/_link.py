@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -145,8 +146,9 @@ class RedisLink:
         self._jobs: list[Callable[[], object]] = []
         self._idle = True  # the flusher waits to be woken (no write for a second)
         self._last = 0.0
-        self._flushing = threading.Lock()
-        self._flush_owner: int | None = None
+        self._carried = threading.Condition()
+        self._carrying = 0  # exchanges in flight carrying deferred writes
+        self._flusher_carrying = 0  # of those, on the flusher thread
         self._thread: threading.Thread | None = None
         self._closed = False
         self._aloop: asyncio.AbstractEventLoop | None = None
@@ -253,11 +255,22 @@ class RedisLink:
     def exchange(self, ops: Sequence[Op]) -> list[Any]:
         """Send the deferred writes and `ops` in one pipeline (one round trip); the results of `ops`
         (a script error comes back as the exception object). Raises `Unavailable`."""
-        owner = self._flush_owner
-        if owner is not None and owner != threading.get_ident():
-            with self._flushing:  # the flusher is sending writes this call must not overtake
-                pass
+        if self._flusher_carrying and threading.current_thread() is not self._thread:
+            with self._carried:  # the flusher is sending writes this call must not overtake
+                while self._flusher_carrying:
+                    self._carried.wait()
         return self._exchange(ops)
+
+    def _carry(self, waiting: Sequence[Op], delta: int) -> None:
+        """Count exchanges in flight that carry deferred writes (`flush` waits for them)."""
+        if not waiting:
+            return
+        with self._carried:
+            self._carrying += delta
+            if threading.current_thread() is self._thread:
+                self._flusher_carrying += delta
+            if delta < 0:
+                self._carried.notify_all()
 
     def _exchange(self, ops: Sequence[Op]) -> list[Any]:
         waiting = self._take()
@@ -267,6 +280,7 @@ class RedisLink:
         except Unavailable:
             self._hand_back(waiting)
             raise
+        self._carry(waiting, 1)
         try:
             results = self._send(every)
             missing = self._results(every, results)
@@ -276,9 +290,14 @@ class RedisLink:
                 for i, result in zip(missing, again, strict=True):
                     results[i] = result
         except self._transient as e:
+            self._carry(waiting, -1)
             self._fail(e)
             self._hand_back(waiting)
             raise Unavailable(str(e)) from e
+        except BaseException:
+            self._carry(waiting, -1)
+            raise
+        self._carry(waiting, -1)  # before the callbacks: one of them may read (and flush)
         self._succeeded()
         for op, result in zip(waiting, results, strict=False):
             op.finish(result)
@@ -326,7 +345,7 @@ class RedisLink:
         client = self._async_client()
         if client is None:
             return await asyncio.to_thread(self.exchange, ops)
-        while self._flush_owner is not None:
+        while self._flusher_carrying:  # the flusher is sending writes this call must not overtake
             await asyncio.sleep(0.0002)
         waiting = self._take()
         every = [*waiting, *ops]
@@ -335,6 +354,7 @@ class RedisLink:
         except Unavailable:
             self._hand_back(waiting)
             raise
+        self._carry(waiting, 1)
         try:
             results = await self._asend(client, every)
             missing = self._results(every, results)
@@ -344,9 +364,14 @@ class RedisLink:
                 for i, result in zip(missing, again, strict=True):
                     results[i] = result
         except self._transient as e:
+            self._carry(waiting, -1)
             self._fail(e)
             self._hand_back(waiting)
             raise Unavailable(str(e)) from e
+        except BaseException:  # cancelled: the writes may or may not have been applied
+            self._carry(waiting, -1)
+            raise
+        self._carry(waiting, -1)
         self._succeeded()
         for op, result in zip(waiting, results, strict=False):
             op.finish(result)
@@ -354,10 +379,24 @@ class RedisLink:
 
     async def _asend(self, client: Any, ops: Sequence[Op]) -> list[Any]:
         self.round_trips += 1
-        pipe = client.pipeline(transaction=False)
-        for command in self._commands(ops):
-            pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
+        pool = None if self._cluster else getattr(client, "connection_pool", None)
+        if pool is None:
+            pipe = client.pipeline(transaction=False)
+            for command in self._commands(ops):
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command([_pack(self._commands(ops))], check_health=False)
+            results: list[Any] = []
+            for _ in ops:
+                try:
+                    results.append(await connection.read_response())
+                except self._reply_error as e:
+                    results.append(e)
+            return results
+        finally:
+            await pool.release(connection)
 
     def _async_client(self) -> Any:
         if self.url is None:
@@ -440,16 +479,12 @@ class RedisLink:
         """Send the deferred writes now (before a read that must see this process's own writes)."""
         if self._pid != os.getpid():
             return
-        with self._flushing:
-            if not self._waiting:
-                return
-            self._flush_owner = threading.get_ident()
-            try:
+        if self._waiting:
+            with contextlib.suppress(Unavailable):
                 self._exchange([])
-            except Unavailable:
-                pass
-            finally:
-                self._flush_owner = None
+        with self._carried:  # writes another thread's round trip is carrying
+            while self._carrying:
+                self._carried.wait()
 
     def _hand_back(self, ops: Sequence[Op]) -> None:
         for op in ops:
