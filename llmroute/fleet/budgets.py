@@ -6,8 +6,13 @@ The same `Budgets` API and semantics at the limit (see `llmroute.money.budget`),
   matching hard budget and reserves on all of them, in one atomic step. Two processes can never both
   take the last room: with exact estimates a fleet never overspends, and it overspends by at most the
   sum of (actual - estimate) over calls admitted under the limit, as in one process.
+- In fleet mode the reservation is taken by the admission script of `llmroute.fleet.limits` (`ask`,
+  `adopt`), in the same round trip as the rate limits, and keyed by its attempt when the attempt
+  starts (`bind`).
 - `settle` is idempotent, keyed by the reservation id (the attempt's `(call_id, attempt)`): a second
-  settle, a release after a settle, or the ledger row of an attempt already settled is a no-op.
+  settle, a release after a settle, or the ledger row of an attempt already settled is a no-op. It is
+  deferred: sent with the next round trip (`RedisLink.defer`); until then the reservation keeps
+  holding the estimate, so the overspend bound is unchanged, and this process's reads send it first.
 - Calendar periods are part of the key (`...:s:<budget>:<period start>`): a new period is a new key,
   nothing is ever reset, so no reset can race a charge. Amounts are integers of 10^-12 currency units
   (INCRBY), never floats, so spend does not drift.

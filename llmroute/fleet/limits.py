@@ -1,15 +1,18 @@
 """Client-side rate and concurrency limits shared by a fleet, on Redis (`RedisLoadStore`).
 
 A `LoadStore` (see `llmroute.routing.balance`): `Router(load=RedisLoadStore(link))`, or `Router(state=URL)`.
-Per deployment, in one Redis Cluster slot (`{prefix:load:<deployment>}`):
+Per deployment (keys `{<prefix>}:load:<deployment>:...`, in the fleet's one cluster slot):
 - requests per minute: a sliding 60-second window of admitted attempts (a sorted set);
 - tokens per minute: the same window of token estimates, settled to actual usage on release;
 - in flight: a sorted set of leases; a lease of a worker that died ends after `lease_s`;
 - the provider's word: `x-ratelimit-remaining-*: 0` (and Anthropic's) with its reset time, so when one
   worker learns the account is out of requests every worker waits.
-`admit` checks and takes room in one Lua script (one round trip) on the Redis server's clock, so the
-window is the same for every machine; `release` is one more. Limits are counted per deployment
-name, so every process must configure the same `rpm` / `tpm` / `max_in_flight` for it.
+Admission is one Lua script (one round trip) on the Redis server's clock, so the window is the same
+for every machine. In fleet mode (`admit_call`) the same script also reserves the call's budget
+(`RedisBudgets`) and returns the target's breaker marks (`RedisCooldownStore`): room is taken under
+every limit and budget, or under none. `release` is deferred: it goes with the next round trip
+(`RedisLink.defer`). Limits are counted per deployment name, so every process must configure the
+same `rpm` / `tpm` / `max_in_flight` for it.
 
 When Redis is unavailable the store admits against an in-process `LoadTracker` (each process then
 enforces the whole limit on its own) and goes back to Redis when it answers.
