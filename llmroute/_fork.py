@@ -116,6 +116,9 @@ def reset_core(core: Any) -> None:
     reinit_lock(core._lock)
     reinit_lock(getattr(core.ledger, "_lock", None))
     reinit_lock(getattr(core.health, "_lock", None))
+    health = getattr(core.health, "store", None)  # latency statistics (in memory, or the fleet's)
+    reinit_lock(getattr(health, "_lock", None))
+    reinit_lock(getattr(getattr(health, "local", None), "_lock", None))
     load = core.load
     if isinstance(load, LoadTracker):
         reinit_lock(load._lock)

@@ -235,9 +235,13 @@ class RedisLink:
 
     # -- pipelines -----------------------------------------------------------------------------------
 
-    def _take(self) -> list[Op]:
+    def _here(self) -> None:
+        """In a forked child: a fresh queue, flusher and async client (the parent's writes are the
+        parent's to send)."""
         if self._pid != os.getpid():
             self._reset()
+
+    def _take(self) -> list[Op]:
         with self._cond:
             waiting, self._waiting = self._waiting, []
         return waiting
@@ -255,6 +259,7 @@ class RedisLink:
     def exchange(self, ops: Sequence[Op]) -> list[Any]:
         """Send the deferred writes and `ops` in one pipeline (one round trip); the results of `ops`
         (a script error comes back as the exception object). Raises `Unavailable`."""
+        self._here()
         if self._flusher_carrying and threading.current_thread() is not self._thread:
             with self._carried:  # the flusher is sending writes this call must not overtake
                 while self._flusher_carrying:
@@ -342,6 +347,7 @@ class RedisLink:
     async def aexchange(self, ops: Sequence[Op]) -> list[Any]:
         """`exchange` on the event loop: through `redis.asyncio` (or on a worker thread when the link
         was given a sync `client`), never blocking the loop."""
+        self._here()
         client = self._async_client()
         if client is None:
             return await asyncio.to_thread(self.exchange, ops)
@@ -402,9 +408,7 @@ class RedisLink:
         if self.url is None:
             return None
         loop = asyncio.get_running_loop()
-        if self._aloop is not loop or self._pid != os.getpid():
-            if self._pid != os.getpid():
-                self._reset()
+        if self._aloop is not loop:
             self._aclient = _client(self.url, *self._timeouts, asyncio_client=True)
             self._aloop = loop
         return self._aclient
@@ -419,8 +423,7 @@ class RedisLink:
                 self.fallbacks += 1
             op.fail()
             return
-        if self._pid != os.getpid():
-            self._reset()
+        self._here()
         with self._cond:
             if not self._waiting:
                 self._since = time.monotonic()
@@ -433,8 +436,7 @@ class RedisLink:
 
     def background(self, job: Callable[[], object]) -> None:
         """Run `job()` on the flusher thread (a refresh, or a write that must read first)."""
-        if self._pid != os.getpid():
-            self._reset()
+        self._here()
         with self._cond:
             self._jobs.append(job)
             self._idle = False
@@ -477,8 +479,7 @@ class RedisLink:
 
     def flush(self) -> None:
         """Send the deferred writes now (before a read that must see this process's own writes)."""
-        if self._pid != os.getpid():
-            return
+        self._here()
         if self._waiting:
             with contextlib.suppress(Unavailable):
                 self._exchange([])
