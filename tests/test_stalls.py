@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import anthropic as anthropic_sdk
@@ -28,6 +29,7 @@ from tenacity import stop_after_attempt
 
 import llmroute
 from llmroute.errors import MalformedResponse, ProviderTimeout, Retryability, StreamInterrupted, StreamStalled
+from llmroute.money.budget import Budget, Budgets
 from llmroute.providers import _watchdog
 
 ANTHROPIC_KEY = "sk-ant-canary-99887766554433221100ffeeddcc"
@@ -311,17 +313,31 @@ def _long_answer(server: BadServer) -> None:
     server.answers["long"] = _slow_stream(40)
 
 
+def _budgets() -> Budgets:
+    return Budgets([Budget("100")])
+
+
+def _budget_state(router: llmroute.Router | llmroute.AsyncRouter) -> tuple[Decimal, Decimal]:
+    budgets = router._core.budgets
+    assert budgets is not None
+    status = budgets.status()[0]
+    return status.reserved, status.spent
+
+
 def test_abandoned_streams_release_their_slot_and_are_recorded(server: BadServer) -> None:
     _long_answer(server)
-    with llmroute.Router(_limited(server), retry=ONE_TRY) as router:
+    with llmroute.Router(_limited(server), retry=ONE_TRY, budgets=_budgets()) as router:
         for _ in range(3):
             stream = router.chat.completions.create(model="bad", messages=USER, stream=True)
             next(iter(stream))
+            assert _budget_state(router)[0] > 0  # the open stream holds a reservation
             del stream  # neither exhausted nor closed
             gc.collect()
         rows = router.ledger.rows()
         assert [row.outcome for row in rows] == ["cut", "cut", "cut"]
         assert all(row.usage.estimated and row.usage.output_tokens > 0 for row in rows)
+        reserved, spent = _budget_state(router)
+        assert reserved == 0 and spent == sum(row.cost.total for row in rows if row.cost is not None) > 0
         reply = router.chat.completions.create(model="bad", messages=USER, stream=True)  # no NoCapacity
         assert sum(1 for _ in reply) == 41
 
@@ -338,7 +354,7 @@ def test_router_close_records_open_streams(server: BadServer) -> None:
 
 async def test_abandoned_async_streams_release_their_slot_and_are_recorded(server: BadServer) -> None:
     _long_answer(server)
-    async with llmroute.AsyncRouter(_limited(server), retry=ONE_TRY) as router:
+    async with llmroute.AsyncRouter(_limited(server), retry=ONE_TRY, budgets=_budgets()) as router:
         for _ in range(3):
             stream = await router.chat.completions.create(model="bad", messages=USER, stream=True)
             await stream.__anext__()
@@ -348,6 +364,7 @@ async def test_abandoned_async_streams_release_their_slot_and_are_recorded(serve
         rows = router.ledger.rows()
         assert [row.outcome for row in rows] == ["cut", "cut", "cut"]
         assert all(row.usage.estimated for row in rows)
+        assert _budget_state(router)[0] == 0
         reply = await router.chat.completions.create(model="bad", messages=USER, stream=True)
         assert len([chunk async for chunk in reply]) == 41
 
