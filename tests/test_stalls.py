@@ -249,15 +249,22 @@ def test_deployment_timeout_is_the_call_timeout(server: BadServer) -> None:
         assert time.monotonic() - started < TIMEOUT + MARGIN
 
 
-def test_retry_deadline_bounds_the_attempt(server: BadServer) -> None:
-    """`RetryPolicy(deadline=...)` without a per-call timeout: the attempt gets what is left of it,
-    and no retry starts after it."""
-    retry = llmroute.RetryPolicy(deadline=TIMEOUT)
-    with llmroute.Router([deployment(server, "stall")], retry=retry) as router:
+@pytest.mark.parametrize(
+    ("mode", "stream"), [("stall", False), ("ping", True), ("trickle", False), ("trickle", True)]
+)
+def test_retry_deadline_bounds_the_attempt(server: BadServer, mode: str, stream: bool) -> None:
+    """`RetryPolicy(deadline=...)` without a per-call timeout: the attempt ends with the deadline,
+    even while keep-alive comments or trickled bytes arrive, and no retry starts after it."""
+    deadline = TIMEOUTS[mode]
+    retry = llmroute.RetryPolicy(deadline=deadline)
+    with llmroute.Router([deployment(server, mode)], retry=retry) as router:
         started = time.monotonic()
         with pytest.raises(ProviderTimeout):
-            router.chat.completions.create(model="bad", messages=USER)
-        assert time.monotonic() - started < TIMEOUT + MARGIN
+            reply = router.chat.completions.create(model="bad", messages=USER, stream=stream)
+            if stream:
+                for _ in reply:
+                    pass
+        assert time.monotonic() - started < deadline + MARGIN
         assert len(router.ledger.rows()) == 1
 
 
