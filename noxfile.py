@@ -46,11 +46,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def fuzz(session: nox.Session) -> None:
-    """The hostile-input fuzz (tests/test_fuzz.py) with its long hypothesis profile: 21,000 drawn
-    calls over every entry point. `nox -s tests` runs the same properties with the quick profile."""
+    """The hostile-input fuzz with its long hypothesis profile: 21,000 drawn calls over every entry
+    point (tests/test_fuzz.py) and 1,800 broken provider answers, streams and headers
+    (tests/test_fuzz_answers.py). `nox -s tests` runs the same properties with the quick profile."""
     session.install("-e", ".", *TEST_DEPS)
     env = {**_tiktoken_env(session), "LLMROUTE_FUZZ": "long"}
-    session.run("pytest", "-q", "tests/test_fuzz.py", *session.posargs, env=env)
+    session.run("pytest", "-q", "tests/test_fuzz.py", "tests/test_fuzz_answers.py", *session.posargs, env=env)
 
 
 @nox.session

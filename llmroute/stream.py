@@ -15,7 +15,7 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import httpx2
 from openai.types.chat import ChatCompletionChunk
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from .routing.engine import Call
 
 __all__ = ["AsyncRoutedStream", "RoutedStream"]
+
+
+def _text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value != ""
 
 
 class _Settle:
@@ -62,26 +66,33 @@ class _Settle:
         self.route: RouteInfo | None = None
 
     def see(self, chunk: ChatCompletionChunk) -> None:
-        if chunk.model:
+        # The SDK builds chunks without validating them: any field may hold any JSON value. What
+        # the row counts is read as text only when it is text (what the caller gets is untouched).
+        if _text(chunk.model):
             self.served_model = chunk.model
-        if chunk.id:
+        if _text(chunk.id):
             self.response_id = chunk.id
         for choice in chunk.choices:
             delta = choice.delta
-            if delta.content:
-                self.text.append(delta.content)
-            extra = delta.__pydantic_extra__
+            content = getattr(delta, "content", None)
+            if _text(content):
+                self.text.append(content)
+            extra = getattr(delta, "__pydantic_extra__", None)
             if extra:  # DeepSeek's reasoning_content, Anthropic thinking (as the adapter names it),
                 # Ollama's and newer vLLM's reasoning
                 reasoning = extra.get("reasoning_content", extra.get("reasoning"))
-                if isinstance(reasoning, str):
+                if _text(reasoning):
                     self.reasoning.append(reasoning)
-            if delta.tool_calls:
-                for call in delta.tool_calls:
-                    if call.function is not None:
-                        self.tool_args.append((call.function.name or "") + (call.function.arguments or ""))
-            if choice.finish_reason is not None:
-                self.raw_finish = choice.finish_reason
+            calls = getattr(delta, "tool_calls", None)
+            if isinstance(calls, list):
+                for call in calls:
+                    function = getattr(call, "function", None)
+                    for part in (getattr(function, "name", None), getattr(function, "arguments", None)):
+                        if _text(part):
+                            self.tool_args.append(part)
+            finish = choice.finish_reason
+            if finish is not None:
+                self.raw_finish = finish if isinstance(finish, str) else "unknown"
 
     def estimate(self) -> Usage:
         from . import tokens

@@ -129,6 +129,8 @@ class _Translate:
 
     def _start(self, index: int, block: Any) -> list[ChatCompletionChunk]:
         kind = block.type
+        if kind == "tool_use":
+            _text(block.name, "a tool_use block's name")
         if kind == "tool_use" and block.name == self.json_tool:
             self._blocks[index] = _Block("answer", name=block.name)
             self._json_answer = True
@@ -141,6 +143,7 @@ class _Translate:
         state = self._blocks[index] = _Block(kind)
         text = getattr(block, "text", None) or getattr(block, "thinking", None)
         if text:
+            _text(text, f"a {kind} block's text")
             state.pieces.append(text)
             return [self.chunk(content=text) if kind == "text" else self.chunk(reasoning_content=text)]
         return []
@@ -148,13 +151,13 @@ class _Translate:
     def _delta(self, index: int, delta: Any) -> list[ChatCompletionChunk]:
         state = self._blocks.get(index) or _Block("")
         if delta.type == "text_delta":
-            state.pieces.append(delta.text)
+            state.pieces.append(_text(delta.text, "a text_delta"))
             return [self.chunk(content=delta.text)]
         if delta.type == "thinking_delta":
-            state.pieces.append(delta.thinking)
+            state.pieces.append(_text(delta.thinking, "a thinking_delta"))
             return [self.chunk(reasoning_content=delta.thinking)]
         if delta.type == "input_json_delta" and delta.partial_json:
-            state.pieces.append(delta.partial_json)
+            state.pieces.append(_text(delta.partial_json, "an input_json_delta"))
             if state.kind == "answer":
                 return [self.chunk(content=delta.partial_json)]
             return [self.tool_chunk(state.number, delta.partial_json)]
@@ -295,3 +298,11 @@ class _AsyncChunks(AsyncChunkStream):
             self._bound.finish()
         self.usage = self._translate.partial_usage()
         await self._events.close()
+
+
+def _text(value: Any, what: str) -> str:
+    """`value` if it is text; else the TypeError that makes the stream a `MalformedResponse` (the
+    SDK does not validate events: a delta's text may be any JSON value)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is {type(value).__name__}, not text")
+    return value

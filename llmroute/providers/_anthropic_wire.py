@@ -469,6 +469,8 @@ def _finish(stop_reason: str | None, only_json_tool: bool) -> tuple[str | None, 
     """(the completion's finish_reason, the normalised one)."""
     if stop_reason is None:
         return None, "unknown"
+    if not isinstance(stop_reason, str):  # the SDK does not validate answers: `"stop_reason": []`
+        return None, "unknown"
     if stop_reason == "tool_use" and only_json_tool:
         return "stop", "stop"  # the forced response_format tool: a finished JSON answer
     return FINISH.get(stop_reason, (stop_reason, "unknown"))

@@ -65,6 +65,12 @@ class Completed:
     verdict: Verdict | None = None
     """The truncation detector's verdict, once the router has judged the answer."""
 
+    def __post_init__(self) -> None:
+        # The SDKs build answers without validating them: a provider's `"model": [null]` arrives as
+        # a list. The name is a label of the row; anything but a non-empty string is no name.
+        if not isinstance(self.served_model, str) or not self.served_model:
+            self.served_model = None
+
 
 class ChunkStream(ABC):
     """An open stream of OpenAI chunks from one attempt (sync)."""

@@ -137,9 +137,11 @@ def decode_usage(usage: Any, carrier: Any, dialect: Dialect) -> Usage:
     )
 
 
-def normalise_finish(value: str | None, dialect: Dialect) -> FinishReason | None:
+def normalise_finish(value: object, dialect: Dialect) -> FinishReason | None:
     if value is None:
         return None
+    if not isinstance(value, str):  # the SDK does not validate answers: `"finish_reason": []`
+        return "unknown"
     return dialect.finish_reasons.get(value, "unknown")
 
 
