@@ -15,21 +15,24 @@ import openai
 import pytest
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _sigint_ignored_and_blocked() -> None:
+    """What a child inherits from a parent that ignores and blocks Ctrl-C (a shell's background
+    job, a supervisor): the emulator must still stop on SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 @contextmanager
-def emulator(*argv: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+def emulator(
+    *argv: str, inherit_blocked: bool = False
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     proc = subprocess.Popen(
         [sys.executable, *argv, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        # an ignored SIGINT is inherited across exec: if an earlier test left it ignored in this
-        # process, Ctrl-C would never reach the emulator (seen in the full suite, not alone)
-        preexec_fn=_default_sigint,  # noqa: PLW1509 (one signal call, no locks)
+        preexec_fn=_sigint_ignored_and_blocked if inherit_blocked else None,  # noqa: PLW1509 (signal calls only)
     )
     urls: dict[str, str] = {}
     try:
@@ -52,18 +55,16 @@ def emulator(*argv: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]
 
 
 @pytest.mark.parametrize(
-    ("argv", "stop"),
+    ("argv", "stop", "inherit_blocked"),
     [
-        (["-m", "llmroute.cli", "emulator", "--seed", "3"], signal.SIGTERM),
-        pytest.param(
-            ["-m", "llmroute.testing", "--seed", "3"],
-            signal.SIGINT,
-            marks=pytest.mark.skip(reason="did not exit on SIGINT within 90 s inside the full suite, twice"),
-        ),
+        (["-m", "llmroute.cli", "emulator", "--seed", "3"], signal.SIGTERM, False),
+        (["-m", "llmroute.testing", "--seed", "3"], signal.SIGINT, False),
+        (["-m", "llmroute.testing", "--seed", "3"], signal.SIGINT, True),
     ],
+    ids=["cli-sigterm", "module-sigint", "module-sigint-inherited-ignored-and-blocked"],
 )
-def test_serves_until_stopped(argv: list[str], stop: signal.Signals) -> None:
-    with emulator(*argv) as (proc, urls):
+def test_serves_until_stopped(argv: list[str], stop: signal.Signals, inherit_blocked: bool) -> None:
+    with emulator(*argv, inherit_blocked=inherit_blocked) as (proc, urls):
         assert set(urls) >= {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "DEEPSEEK_BASE_URL"}
         assert urls["OPENAI_BASE_URL"].startswith("http://127.0.0.1:")
         assert urls["OPENAI_BASE_URL"].endswith("/openai/v1")

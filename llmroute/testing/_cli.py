@@ -95,7 +95,13 @@ def run(args: argparse.Namespace, out: Callable[[str], None] | None = None) -> i
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal) if _main_thread() else None
+    # SIGINT and SIGTERM both only set `stop` (no KeyboardInterrupt landing mid-shutdown), and are
+    # unblocked: a mask blocking them is inherited across exec from whatever started this process.
+    previous = {}
+    if _main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, on_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, previous)
     try:
         say(f"llmroute emulator listening on {server.url} (seed {args.seed}); Ctrl-C to stop.")
         if args.fault and rate:
@@ -110,8 +116,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] | None = None) -> i
         pass
     finally:
         server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     say(f"llmroute emulator: stopped after {len(emu.requests)} requests.")
     return 0
 
