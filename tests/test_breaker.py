@@ -107,6 +107,38 @@ def test_a_failed_probe_reopens_for_longer_capped() -> None:
     assert periods == [5.0, 10.0, 12.0]
 
 
+def test_only_attempts_started_after_the_opening_are_probes() -> None:
+    """A slow attempt that started before the breaker opened and ends once it is half-open says
+    nothing about the deployment since: its success does not close the breaker, its failure does
+    not reopen it for longer. A probe's answer does."""
+    clock = Clock()
+    cd = Cooldowns(min_samples=1, base_s=5, max_s=60, clock=clock)
+    clock.now += 2  # a stale attempt starts at 1002
+    cd.observe("a", err(E.ServerError, 500))  # opened at 1002 for 5 s
+    assert cd.cooling_until("a") == 1007.0
+    clock.now += 6  # half-open
+    assert cd.acquire("a") is None  # a probe goes out
+    cd.observe("a", None, latency_s=7.0)  # the stale attempt (started at 1001) answers
+    state = cd.store.get("a")  # still half-open, not closed
+    assert state is not None and state.tripped
+    cd.observe("a", err(E.ServerError, 503), latency_s=7.5)  # another stale one fails
+    assert cd.cooling_until("a") is None  # still half-open: not reopened
+    cd.observe("a", None, latency_s=0.5)  # the probe (started after the opening) answers
+    state = cd.store.get("a")
+    assert state is not None and not state.tripped and cd.blocked("a") is None
+
+
+def test_a_probe_started_after_the_opening_that_fails_reopens() -> None:
+    clock = Clock()
+    cd = Cooldowns(min_samples=1, base_s=5, max_s=60, clock=clock)
+    cd.observe("a", err(E.ServerError, 500))
+    clock.now += 5
+    assert cd.acquire("a") is None
+    clock.now += 1
+    cd.observe("a", err(E.ServerError, 500), latency_s=1.0)  # started exactly when half-open
+    assert cd.cooling_until("a") == clock.now + 10  # reopened, for twice as long
+
+
 def test_429s_are_waits_not_failures_and_absurd_waits_are_capped() -> None:
     clock = Clock()
     cd = Cooldowns(min_samples=5, clock=clock)

@@ -56,7 +56,7 @@ def _shift(value: Any, offset: float) -> Any:
 
 
 def _is_time(name: str, value: Any) -> bool:
-    return isinstance(value, float) and (name == "until" or name.endswith("_until"))
+    return isinstance(value, float) and (name in ("until", "opened") or name.endswith("_until"))
 
 
 def encode(state: CooldownState, offset: float, *, marks_only: bool = False) -> str:

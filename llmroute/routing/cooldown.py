@@ -72,6 +72,8 @@ class CooldownState:
     streak: int = 0
     """Openings in a row without a success in between (sets the open period)."""
     reason: str = ""
+    opened: float = 0.0
+    """When the breaker last opened: an attempt that started before is no probe."""
     probes: list[float] = field(default_factory=list)
     """Start times of half-open probes in flight."""
     paused_until: float = 0.0
@@ -239,11 +241,14 @@ class Cooldowns:
 
     # -- recording outcomes ---------------------------------------------------------------------
 
-    def observe(self, name: str, error: ProviderError | None) -> None:
-        """Record one attempt's outcome at `name`."""
+    def observe(self, name: str, error: ProviderError | None, latency_s: float = 0.0) -> None:
+        """Record one attempt's outcome at `name`; it took `latency_s`. An attempt that started
+        before the breaker opened is a sample, never a probe: its answer does not close (or
+        reopen) a half-open breaker."""
         now = self.clock()
+        started = now - max(latency_s, 0.0)
         if error is None:
-            self.store.update(name, lambda s: self._success(s, now))
+            self.store.update(name, lambda s: self._success(s, now, started))
         elif isinstance(error, _LONG):
             self.store.update(
                 name, lambda s: self._open(s, now, self.auth_s, type(error).__name__, long=True)
@@ -254,12 +259,12 @@ class Cooldowns:
             asked = "provider asked" if error.retry_after is not None else "no Retry-After, default"
             self.store.update(name, lambda s: _pause(s, now + wait, f"429, {asked} {wait:g}s"))
         elif isinstance(error, _HEALTH):
-            self.store.update(name, lambda s: self._failure(s, now, type(error).__name__))
+            self.store.update(name, lambda s: self._failure(s, now, type(error).__name__, started))
 
-    def _failure(self, state: CooldownState, now: float, reason: str) -> None:
+    def _failure(self, state: CooldownState, now: float, reason: str, started: float) -> None:
         state.recent.append((now, False))
         if state.tripped:
-            if state.until <= now or state.probes:  # a probe failed
+            if started >= state.opened and (state.until <= now or state.probes):  # a probe failed
                 self._open(state, now, self._period(state), f"probe failed ({reason})")
             return
         horizon = now - self.window_s
@@ -278,8 +283,8 @@ class Cooldowns:
             )
 
     @staticmethod
-    def _success(state: CooldownState, now: float) -> None:
-        if state.tripped and (state.until <= now or state.probes):
+    def _success(state: CooldownState, now: float, started: float) -> None:
+        if state.tripped and started >= state.opened and (state.until <= now or state.probes):
             # a probe went out (half-open, or forced) and it answers again: close, and forget the
             # failures that opened it
             state.tripped = False
@@ -299,6 +304,7 @@ class Cooldowns:
             return  # an opening never shortens the current one
         state.tripped = True
         state.until = until
+        state.opened = now
         state.reason = reason
         state.probes = []
         if not long:

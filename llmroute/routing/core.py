@@ -484,7 +484,7 @@ class RouterCore:
             ttft_s=ttft_s,
             error=row.error,
         )
-        self.cooldowns.observe(target.name, error)
+        self.cooldowns.observe(target.name, error, latency)
         self.policy.observe(row)
         return row
 
