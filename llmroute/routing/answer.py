@@ -21,6 +21,8 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from ..errors import AnswerRejected, ProviderError, Retryability, TruncatedResponse
 from ..providers.base import request_for
 from ..usage import Usage
@@ -66,10 +68,14 @@ def _estimated_usage(request: ChatRequest, call: Call, done: Completed) -> Usage
 
     prompt, _ = estimate_prompt_tokens(request, call.target)
     message = done.completion.choices[0].message if done.completion.choices else None
-    text = (message.content or "") if message is not None else ""
+    # the SDK does not validate answers: count what is text, and tool calls that are objects
+    content = getattr(message, "content", None)
+    text = content if isinstance(content, str) else ""
+    listed = getattr(message, "tool_calls", None)
     calls = "".join(
-        json.dumps(c.model_dump(mode="json"))
-        for c in (message.tool_calls or [] if message is not None else [])
+        json.dumps(c.model_dump(mode="json", warnings=False), default=str)
+        for c in (listed if isinstance(listed, list) else [])
+        if isinstance(c, BaseModel)
     )
     output = tokens.count_text(text + calls, call.target.api_name, encoding=call.target.model.tokenizer)
     return Usage(prompt, output, estimated=True, raw=done.usage.raw)  # impossible numbers stay on record
