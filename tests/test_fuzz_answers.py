@@ -299,7 +299,7 @@ def _router(
     content_type = "text/event-stream" if stream and status == 200 else "application/json"
 
     def handle(request: httpx2.Request) -> httpx2.Response:
-        safe = {k: v for k, v in headers.items() if _latin1(k) and _latin1(v)}
+        safe = {k: v for k, v in headers.items() if _header_safe(k) and _header_safe(v)}
         return httpx2.Response(
             status,
             content=body,
@@ -331,7 +331,7 @@ def _router(
     return llmroute.Router([deployment], retry=retry, budgets=budgets), budgets
 
 
-def _latin1(text: str) -> bool:
+def _header_safe(text: str) -> bool:
     try:
         text.encode("ascii")
     except UnicodeEncodeError:
