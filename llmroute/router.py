@@ -417,7 +417,7 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
         async def complete(call: Call) -> Attempt[Completed]:
             adapter = core.adapter(call.target)
             flow = answer_flow(core, call_id, call, request, decision, rows)
-            reservation = core.reserve(call_id, call, request)
+            reservation = await core.areserve(call_id, call, request)
             try:
                 sent = next(flow)
                 while True:
@@ -437,7 +437,7 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
                     reservation.release()  # a no-op once the attempt's row has settled it
 
         async def open_stream(call: Call) -> Attempt[AsyncRoutedStream]:
-            reservation = core.reserve(call_id, call, request)  # settled by the stream's ledger row
+            reservation = await core.areserve(call_id, call, request)  # settled by the stream's ledger row
             try:
                 return await open_reserved(call)
             except BaseException:
@@ -492,7 +492,7 @@ class AsyncRouter(_Base, openai.AsyncOpenAI):  # type: ignore[misc]
         """Ask a `Shadow` candidate too, as a background task, after the caller has its answer."""
         core = self._core
         try:
-            reservation = core.reserve(decision.targets[0].name, call, request)
+            reservation = await core.areserve(decision.targets[0].name, call, request)
         except BudgetExceeded:
             return
         started = time.perf_counter()

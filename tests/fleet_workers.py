@@ -13,10 +13,10 @@ LIMIT = Decimal("0.0015")
 MAX_TOKENS = 16
 
 
-def model() -> Any:
+def model(name: str = "m") -> Any:
     import llmroute
 
-    return llmroute.ModelSpec("m", "vllm", "m", price=llmroute.Price(input=Decimal(1), output=Decimal(2)))
+    return llmroute.ModelSpec(name, "vllm", name, price=llmroute.Price(input=Decimal(1), output=Decimal(2)))
 
 
 def _router(base_url: str, state: str | None, **kwargs: Any) -> Any:

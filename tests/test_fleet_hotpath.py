@@ -5,6 +5,7 @@ never calls Redis synchronously on its event loop."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from fleet_workers import KEY, MAX_TOKENS, USER, model
 
 import llmroute
 from llmroute.fleet import RedisLink
+from llmroute.fleet.budgets import RedisBudgets
 from llmroute.money.budget import Budget, Budgets
 from llmroute.routing.balance import LowestLatency
 from llmroute.testing import Emulator
@@ -102,7 +104,7 @@ def test_latency_statistics_are_shared(emu: Emulator, redis: RedisServer) -> Non
     """Worker A has measured a slow and a fast deployment; worker B (its own connection, nothing
     measured itself) ranks them by A's figures and goes to the fast one first. With in-process
     statistics B knows nothing and tries the slow one first."""
-    emu.set_latency("vllm", ttft=0.05)
+    emu.set_latency("vllm", ttft=0.3)  # far above what a loaded machine adds to the fast one
     with emu.serve() as server:
 
         def router(link: RedisLink | None) -> Any:
@@ -125,7 +127,8 @@ def test_latency_statistics_are_shared(emu: Emulator, redis: RedisServer) -> Non
         assert served == ["slow", "fast", "fast"]  # unmeasured first, then the fastest
         link_a.flush()  # what the flusher thread does within flush_s
         shared, alone = router(RedisLink(redis.url)), router(None)
-        assert shared.health.get("slow").latency_s >= 0.05 > shared.health.get("fast").latency_s
+        slow, fast = shared.health.get("slow").latency_s, shared.health.get("fast").latency_s
+        assert slow is not None and fast is not None and slow >= 0.3 and slow > fast
         assert shared.chat.completions.create(model="m", messages=USER).route.deployment == "fast"
         assert alone.chat.completions.create(model="m", messages=USER).route.deployment == "slow"
 
@@ -162,28 +165,105 @@ class _Watched:
         return getattr(self._client, name)
 
 
-async def test_async_router_never_calls_redis_on_its_loop(emu: Emulator, redis: RedisServer) -> None:
+@pytest.mark.parametrize("setup", ["fleet", "own load store", "shadow"])
+async def test_async_router_never_calls_redis_on_its_loop(
+    emu: Emulator, redis: RedisServer, setup: str
+) -> None:
     """Admission and reservation go through `redis.asyncio`; the writes after a call, the first looks
     at breaker and latency state, and refreshes go with the next round trip or to the flusher thread.
-    The sync client is never touched from the event loop's thread; the bill still matches Redis."""
+    The sync client is never touched from the event loop's thread; the bill still matches Redis.
+    Also when the router's own `load=` store (not Redis) means the budget is reserved on its own
+    round trip, and for the reservations of shadow calls."""
+    from llmroute.policies import Shadow
+    from llmroute.routing.balance import LoadTracker
+
     seen: set[int] = set()
     link = RedisLink(redis.url)
     link.client = _Watched(link.client, seen)
+    extra: dict[str, Any] = {}
+    if setup == "own load store":
+        extra["load"] = LoadTracker()
+    if setup == "shadow":
+        extra["policy"] = Shadow("m2", sample=1.0) | llmroute.Requested()
     router = llmroute.AsyncRouter(
         [
             _deployment(emu, "a", rpm=1000, asynchronous=True),
             _deployment(emu, "b", provider="openai", rpm=1000, asynchronous=True),
+            *(
+                [
+                    llmroute.Deployment(
+                        "s",
+                        model="m2",
+                        provider="vllm",
+                        base_url=emu.base_url("vllm"),
+                        api_key=KEY,
+                        async_http_client=emu.async_http_client(),
+                    )
+                ]
+                if setup == "shadow"
+                else []
+            ),
         ],
-        models=[model()],
+        models=[model(), model("m2")],
         budgets=Budgets([Budget("100")]),
         balancer=LowestLatency(explore=0),
         state=link,
+        **extra,
     )
+    budgets = router._core.budgets
+    assert isinstance(budgets, RedisBudgets)
     for _ in range(10):
         await router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+    await router.close()  # waits for the shadow calls
     assert threading.get_ident() not in seen
     assert link.round_trips >= 10
-    assert router._core.budgets.spent("global") == router.ledger.total().cost == _billed(emu)
+    assert len(router.ledger) == (20 if setup == "shadow" else 10)
+    assert await budgets.aspent("global") == router.ledger.total().cost == _billed(emu)
+    assert threading.get_ident() not in seen
+
+
+def test_sync_router_with_its_own_load_store_reserves_on_the_callers_thread(
+    emu: Emulator, redis: RedisServer
+) -> None:
+    """The baseline of the check above for a reservation made on its own round trip."""
+    from llmroute.routing.balance import LoadTracker
+
+    seen: set[int] = set()
+    link = RedisLink(redis.url)
+    link.client = _Watched(link.client, seen)
+    router = llmroute.Router(
+        [_deployment(emu)], models=[model()], budgets=Budgets([Budget("100")]), load=LoadTracker(), state=link
+    )
+    rounds = link.round_trips
+    router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+    assert threading.get_ident() in seen and link.round_trips > rounds
+
+
+async def test_budgets_read_and_reserve_on_the_loop(redis: RedisServer) -> None:
+    """`areserve`, `astatus`, `aspent` and `aremaining` go through `redis.asyncio` and see what
+    another process (another `RedisBudgets` on its own link) reserved and spent; the in-process
+    `Budgets` offers the same coroutines."""
+    seen: set[int] = set()
+    link = RedisLink(redis.url)
+    link.client = _Watched(link.client, seen)
+    mine = RedisBudgets(link, [Budget("1", name="g")])
+    other = RedisBudgets(redis.url, [Budget("1", name="g")])
+    held = other.reserve(None, None, Decimal("0.25"))
+    taken = await mine.areserve(None, None, Decimal("0.5"))
+    with pytest.raises(llmroute.BudgetExceeded):
+        await mine.areserve(None, None, Decimal("0.3"))  # 0.25 + 0.5 + 0.3 > 1, across processes
+    taken.settle(Decimal("0.4"))
+    (status,) = await mine.astatus()
+    assert (status.spent, status.reserved) == (Decimal("0.4"), Decimal("0.25"))
+    assert await mine.aspent("global") == Decimal("0.4")
+    assert await mine.aremaining("global") == Decimal("0.35")
+    held.release()
+    other.link.flush()
+    assert await mine.aremaining("global") == Decimal("0.6")
+    assert threading.get_ident() not in seen
+    local = Budgets([Budget("1")])
+    (await local.areserve(None, None, Decimal("0.5"))).settle(Decimal("0.5"))
+    assert await local.aspent("global") == Decimal("0.5") == (await local.astatus())[0].spent
 
 
 def test_sync_router_baseline_uses_the_sync_client_on_the_callers_thread(
@@ -256,3 +336,61 @@ def test_an_admission_never_sent_gives_its_budget_hold_back(emu: Emulator, redis
     flow.close()
     assert {s.budget.name: s.reserved for s in core.budgets.status()}["global"] == 0
     assert core.load.in_flight("d") == 0
+
+
+@pytest.mark.parametrize("fault", ["out of memory", "wrong type"])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_redis_error_replies_are_not_the_callers_error(
+    emu: Emulator, redis: RedisServer, caplog: pytest.LogCaptureFixture, asynchronous: bool, fault: str
+) -> None:
+    """A Redis that answers with an error is served like one that is down: the call is admitted and
+    reserved in this process and answered, the error is logged, and no `redis` exception reaches the
+    caller. Faults: out of memory (`maxmemory` reached under `noeviction`: the writes after a call
+    fail), and another application's value at the deployment's rate-window key (`WRONGTYPE`: the
+    admission script fails)."""
+    import asyncio
+
+    import redis as redis_client
+
+    link = RedisLink(redis.url, retry_s=0.2)
+    deployments = [_deployment(emu, rpm=1000, asynchronous=asynchronous)]
+    kw: dict[str, Any] = {"models": [model()], "budgets": Budgets([Budget("100")]), "state": link}
+    admin = redis_client.Redis.from_url(redis.url)
+    if fault == "out of memory":
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+    else:
+        admin.set(link.tag("load", "d") + ":req", "not a sorted set")
+
+    def mend() -> None:  # the fault ends; past retry_s the next call probes Redis
+        admin.config_set("maxmemory", "0")
+        admin.delete(link.tag("load", "d") + ":req")
+        time.sleep(0.3)
+
+    if asynchronous:
+
+        async def calls() -> Any:
+            router = llmroute.AsyncRouter(deployments, **kw)
+            for i in range(4):
+                if i == 3:
+                    mend()
+                await router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+            await router.close()
+            return router
+
+        router: Any = asyncio.run(calls())
+    else:
+        router = llmroute.Router(deployments, **kw)
+        for i in range(4):
+            if i == 3:
+                mend()
+            router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+    assert router.ledger.total().calls == 4 and router.ledger.total().errors == 0
+    expected = "maxmemory" if fault == "out of memory" else "WRONGTYPE"
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "llmroute.fleet" and r.levelname == "WARNING"
+    ]
+    assert warnings and all(expected in w for w in warnings)  # a warning per outage, with its cause
+    budgets = router._core.budgets
+    assert budgets.pending == 0  # what was settled during the fault is replayed, once
+    assert budgets.spent("global") == router.ledger.total().cost == _billed(emu)

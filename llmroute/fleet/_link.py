@@ -8,7 +8,8 @@ thread, which sends them when they have waited `flush_s` (5 ms) with no call to 
 goes as `EVAL` the first time and `EVALSHA` after; one that Redis lost (`NOSCRIPT`: it restarted
 empty) is sent again in full right after the pipeline.
 
-Failures. A connection error or a timeout (`socket_timeout`, 0.1 s by default) opens the breaker:
+Failures. A connection error, a timeout (`socket_timeout`, 0.1 s by default), or an error reply to one
+of the scripts (out of memory, a read-only replica, a foreign value at one of our keys) opens the breaker:
 for `retry_s` seconds nothing is sent and the stores serve from in-process state (`Unavailable` is
 raised to them at once, and deferred writes are handed back to them), `fallbacks` counts the
 operations served so, and one warning is logged per outage. The first operation after `retry_s` is a
@@ -52,8 +53,7 @@ class Op:
     failed: Callable[[], None] | None = None
 
     def finish(self, result: Any) -> None:
-        if isinstance(result, Exception):
-            log.error("fleet script failed: %s", result)
+        if isinstance(result, Exception):  # an error reply: the link's breaker opened (`_answered`)
             self.fail()
         elif self.done is not None:
             self.done(result)
@@ -62,6 +62,9 @@ class Op:
         if self.failed is not None:
             self.failed()
 
+
+_JOBS_WAIT_S = 5.0
+"""The longest `flush` waits for the flusher thread's background jobs."""
 
 _LINKS: weakref.WeakSet[RedisLink] = weakref.WeakSet()
 
@@ -140,10 +143,13 @@ class RedisLink:
     def _reset(self) -> None:
         """Fresh queue, thread and async client (at start, and in a forked child)."""
         self._pid = os.getpid()
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._finished = threading.Condition(lock)  # background jobs done (`flush` waits on it)
         self._waiting: list[Op] = []
         self._since = 0.0
         self._jobs: list[Callable[[], object]] = []
+        self._unfinished = 0  # background jobs queued or running (`flush` waits for them)
         self._idle = True  # the flusher waits to be woken (no write for a second)
         self._last = 0.0
         self._carried = threading.Condition()
@@ -199,6 +205,17 @@ class RedisLink:
             except Unavailable:
                 break
 
+    def _answered(self, results: Sequence[Any]) -> None:
+        """Redis answered. An error reply to one of our scripts (out of memory, a read-only replica,
+        another application's value at one of our keys) counts as an outage: the ops it failed fall
+        back to local state, and the breaker keeps the next ones off Redis for `retry_s` (one warning,
+        and what was settled meanwhile is replayed when a probe succeeds)."""
+        error = next((r for r in results if isinstance(r, Exception)), None)
+        if error is None:
+            self._succeeded()
+        else:
+            self._fail(error)
+
     def _fail(self, error: BaseException) -> None:
         with self._lock:
             self.fallbacks += 1
@@ -218,20 +235,13 @@ class RedisLink:
     # -- one operation -------------------------------------------------------------------------------
 
     def run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run one Lua script now (with the writes waiting, in one round trip). Raises `Unavailable`."""
-        return self.exchange([Op(source, keys, args)])[0]
+        """Run one Lua script now (with the writes waiting, in one round trip). Raises `Unavailable`,
+        also when Redis answered it with an error (the store serves from local state)."""
+        return _result(self.exchange([Op(source, keys, args)])[0])
 
-    def call(self, operation: Callable[[Any], Any]) -> Any:
-        """`operation(client)` behind the breaker (one round trip). Raises `Unavailable`."""
-        self._enter()
-        try:
-            self.round_trips += 1
-            result = operation(self.client)
-        except self._transient as e:
-            self._fail(e)
-            raise Unavailable(str(e)) from e
-        self._succeeded()
-        return result
+    async def arun(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """`run` on the event loop (`aexchange`)."""
+        return _result((await self.aexchange([Op(source, keys, args)]))[0])
 
     # -- pipelines -----------------------------------------------------------------------------------
 
@@ -303,7 +313,7 @@ class RedisLink:
             self._carry(waiting, -1)
             raise
         self._carry(waiting, -1)  # before the callbacks: one of them may read (and flush)
-        self._succeeded()
+        self._answered(results)
         for op, result in zip(waiting, results, strict=False):
             op.finish(result)
         return results[len(waiting) :]
@@ -378,7 +388,7 @@ class RedisLink:
             self._carry(waiting, -1)
             raise
         self._carry(waiting, -1)
-        self._succeeded()
+        self._answered(results)
         for op, result in zip(waiting, results, strict=False):
             op.finish(result)
         return results[len(waiting) :]
@@ -439,6 +449,7 @@ class RedisLink:
         self._here()
         with self._cond:
             self._jobs.append(job)
+            self._unfinished += 1
             self._idle = False
             self._start()
             self._cond.notify()
@@ -475,17 +486,47 @@ class RedisLink:
                     pass
                 except Exception:  # a background job must never kill the flusher
                     log.exception("fleet background job failed")
+            if jobs:
+                with self._cond:
+                    self._unfinished -= len(jobs)
+                    self._finished.notify_all()
             self.flush()
 
     def flush(self) -> None:
-        """Send the deferred writes now (before a read that must see this process's own writes)."""
+        """Send the deferred writes now (before a read that must see this process's own writes), and
+        wait for the background jobs queued so far (a replay after an outage, a breaker write)."""
         self._here()
+        if threading.current_thread() is not self._thread:
+            self._jobs_done()
         if self._waiting:
             with contextlib.suppress(Unavailable):
                 self._exchange([])
         with self._carried:  # writes another thread's round trip is carrying
             while self._carrying:
                 self._carried.wait()
+
+    def _jobs_done(self) -> None:
+        """Wait for the background jobs queued so far. Each is bounded by the socket timeouts; the
+        wait is bounded too (`_JOBS_WAIT_S`), so a flusher that cannot run never hangs the caller."""
+        deadline = time.monotonic() + _JOBS_WAIT_S
+        with self._cond:
+            while self._unfinished and not self._closed and time.monotonic() < deadline:
+                thread = self._thread
+                if thread is None or not thread.is_alive():
+                    break
+                self._finished.wait(0.05)
+
+    async def aflush(self) -> None:
+        """`flush` on the event loop: this process's deferred writes reach Redis before what follows."""
+        self._here()
+        deadline = time.monotonic() + _JOBS_WAIT_S
+        while self._unfinished and not self._closed and time.monotonic() < deadline:
+            await asyncio.sleep(0.0005)  # background jobs queued so far
+        if self._waiting:
+            with contextlib.suppress(Unavailable):
+                await self.aexchange([])
+        while self._carrying:  # writes another thread or task is carrying
+            await asyncio.sleep(0.0002)
 
     def _hand_back(self, ops: Sequence[Op]) -> None:
         for op in ops:
@@ -497,6 +538,12 @@ class RedisLink:
             self._closed = True
             self._cond.notify()
         self.client.close()
+
+
+def _result(result: Any) -> Any:
+    if isinstance(result, Exception):  # an error reply: the link's breaker opened (`_answered`)
+        raise Unavailable(str(result))
+    return result
 
 
 def _pack(commands: Sequence[tuple[Any, ...]]) -> bytes:

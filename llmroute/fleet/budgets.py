@@ -227,6 +227,26 @@ class _Pending:
     when: float
 
 
+@dataclass(slots=True)
+class _Take:
+    """One `reserve`: what the script is sent, and what the reservation will hold."""
+
+    matched: tuple[_State, ...]
+    amount: Decimal
+    units: int
+    key: Any
+    rid: str
+    now: float
+    estimate: Decimal | None
+    hold: str
+    keys: list[str]
+    args: list[Any]
+
+    def here(self) -> tuple[tuple[_State, ...], Decimal, int, Any, str, float, Decimal | None]:
+        """The arguments of `_reserve_here` (Redis unavailable)."""
+        return self.matched, self.amount, self.units, self.key, self.rid, self.now, self.estimate
+
+
 def _rid(key: Any) -> str:
     if isinstance(key, tuple) and len(key) == 2:
         return f"{key[0]}:{key[1]}"
@@ -319,6 +339,37 @@ class RedisBudgets(Budgets):
         *,
         key: Any = None,
     ) -> Reservation:
+        take = self._take(hints, target, estimated_cost, key)
+        try:
+            result = self.link.run(_RESERVE, take.keys, take.args)
+        except Unavailable:
+            return self._reserve_here(*take.here())
+        return self._taken(take, result)
+
+    async def areserve(
+        self,
+        hints: RouteHints | Mapping[str, Any] | None,
+        target: Target | LedgerRow | CallFacts | Mapping[str, str] | None = None,
+        estimated_cost: Decimal | None = _ZERO,
+        *,
+        key: Any = None,
+    ) -> Reservation:
+        """`reserve` on the event loop: the round trip goes through `redis.asyncio`."""
+        take = self._take(hints, target, estimated_cost, key)
+        try:
+            result = await self.link.arun(_RESERVE, take.keys, take.args)
+        except Unavailable:
+            return self._reserve_here(*take.here())
+        return self._taken(take, result)
+
+    def _take(
+        self,
+        hints: RouteHints | Mapping[str, Any] | None,
+        target: Target | LedgerRow | CallFacts | Mapping[str, str] | None,
+        estimated_cost: Decimal | None,
+        key: Any,
+    ) -> _Take:
+        """What the reserve script is sent (raises `OverBudget` for a refused unpriced call)."""
         route = RouteHints.coerce(hints)
         facts = CallFacts.of(target)
         amount = _ZERO if estimated_cost is None else estimated_cost
@@ -333,25 +384,28 @@ class RedisBudgets(Budgets):
                 for state in matched:
                     state.unpriced += 1
         units = to_units(amount, up=True)
-        rid = _rid(key)
         hold = uuid.uuid4().hex
         args: list[Any] = [repr(now), repr(self._ttl), hold, units, len(matched)]
         for state in matched:
             budget = state.budget
             args += [int(budget.hard), to_units(budget.limit), repr(self._window(budget))]
-        try:
-            result = self.link.run(_RESERVE, self._keys(matched, now), args)
-        except Unavailable:
-            return self._reserve_here(matched, amount, units, key, rid, now, estimated_cost)
+        return _Take(
+            matched, amount, units, key, _rid(key), now, estimated_cost, hold, self._keys(matched, now), args
+        )
+
+    def _taken(self, take: _Take, result: Any) -> Reservation:
+        """The reservation the reserve script took, or its refusal raised as `OverBudget`."""
         if int(result[0]) == 0:
-            state = matched[int(result[1])]
-            raise OverBudget(state.budget, from_units(result[2]), from_units(result[3]), estimated_cost)
-        reservation = FleetReservation(self, matched, amount, key, now, rid, local=False, hold=hold)
+            state = take.matched[int(result[1])]
+            raise OverBudget(state.budget, from_units(result[2]), from_units(result[3]), take.estimate)
+        reservation = FleetReservation(
+            self, take.matched, take.amount, take.key, take.now, take.rid, local=False, hold=take.hold
+        )
         with self._lock:
-            for i, state in enumerate(matched):
-                self._seen(state, now, int(result[1 + 2 * i]), int(result[2 + 2 * i]))
-            if key is not None:
-                self._by_key[key] = reservation
+            for i, state in enumerate(take.matched):
+                self._seen(state, take.now, int(result[1 + 2 * i]), int(result[2 + 2 * i]))
+            if take.key is not None:
+                self._by_key[take.key] = reservation
         return reservation
 
     # -- reserving with the admission (fleet mode: one round trip) -----------------------------------
@@ -588,28 +642,46 @@ class RedisBudgets(Budgets):
         """(spent, reserved) per budget: the fleet's, or the local view while Redis is unavailable."""
         self.link.flush()  # this process's own settles first
         now = self._clock()
-        args: list[Any] = [repr(now), len(states), *(repr(self._window(s.budget)) for s in states)]
         try:
-            result = self.link.run(_PEEK, self._keys(states, now), args)
+            result = self.link.run(_PEEK, *self._peek(states, now))
         except Unavailable:
-            with self._lock:
-                return [
-                    (
-                        from_units(self._spent_here(s.budget, now)),
-                        from_units(self._local_reserved.get(s.budget.name, 0)),
-                    )
-                    for s in states
-                ]
+            return self._figures_here(states, now)
+        return self._peeked(states, now, result)
+
+    async def _afigures(self, states: list[_State]) -> list[tuple[Decimal, Decimal]]:
+        await self.link.aflush()
+        now = self._clock()
+        try:
+            result = await self.link.arun(_PEEK, *self._peek(states, now))
+        except Unavailable:
+            return self._figures_here(states, now)
+        return self._peeked(states, now, result)
+
+    def _peek(self, states: list[_State], now: float) -> tuple[list[str], list[Any]]:
+        args: list[Any] = [repr(now), len(states), *(repr(self._window(s.budget)) for s in states)]
+        return self._keys(states, now), args
+
+    def _figures_here(self, states: list[_State], now: float) -> list[tuple[Decimal, Decimal]]:
+        with self._lock:
+            return [
+                (
+                    from_units(self._spent_here(s.budget, now)),
+                    from_units(self._local_reserved.get(s.budget.name, 0)),
+                )
+                for s in states
+            ]
+
+    def _peeked(self, states: list[_State], now: float, result: Any) -> list[tuple[Decimal, Decimal]]:
         with self._lock:
             for i, state in enumerate(states):
                 self._seen(state, now, int(result[2 * i]), int(result[2 * i + 1]))
         return [(from_units(result[2 * i]), from_units(result[2 * i + 1])) for i in range(len(states))]
 
     def _rooms(self, states: list[_State]) -> list[tuple[_State, Decimal, Decimal, Decimal]]:
-        return [
-            (s, spent, reserved, max(s.budget.limit - spent - reserved, _ZERO))
-            for s, (spent, reserved) in zip(states, self._figures(states), strict=True)
-        ]
+        return _rooms(states, self._figures(states))
+
+    async def _arooms(self, states: list[_State]) -> list[tuple[_State, Decimal, Decimal, Decimal]]:
+        return _rooms(states, await self._afigures(states))
 
     def _exactly(self, scope: str | Scope) -> list[_State]:
         wanted = Scope.parse(scope)
@@ -643,6 +715,22 @@ class RedisBudgets(Budgets):
         return min((room for *_, room in self._rooms(states)), default=None)
 
     def status(self) -> list[BudgetStatus]:
+        return self._status(self._rooms(list(self._states)))
+
+    async def astatus(self) -> list[BudgetStatus]:
+        """`status` on the event loop (the read goes through `redis.asyncio`)."""
+        return self._status(await self._arooms(list(self._states)))
+
+    async def aspent(self, scope: str | Scope) -> Decimal | None:
+        """`spent` on the event loop."""
+        rooms = await self._arooms(self._exactly(scope))
+        return min(rooms, key=lambda r: r[3])[1] if rooms else None
+
+    async def aremaining(self, scope: str | Scope) -> Decimal | None:
+        """`remaining` on the event loop."""
+        return min((room for *_, room in await self._arooms(self._exactly(scope))), default=None)
+
+    def _status(self, rooms: list[tuple[_State, Decimal, Decimal, Decimal]]) -> list[BudgetStatus]:
         now = self._clock()
         return [
             BudgetStatus(
@@ -653,5 +741,14 @@ class RedisBudgets(Budgets):
                 s.unpriced,
                 period_start(now, s.budget.period) if isinstance(s.budget.period, str) else None,
             )
-            for s, spent, reserved, room in self._rooms(list(self._states))
+            for s, spent, reserved, room in rooms
         ]
+
+
+def _rooms(
+    states: list[_State], figures: list[tuple[Decimal, Decimal]]
+) -> list[tuple[_State, Decimal, Decimal, Decimal]]:
+    return [
+        (s, spent, reserved, max(s.budget.limit - spent - reserved, _ZERO))
+        for s, (spent, reserved) in zip(states, figures, strict=True)
+    ]

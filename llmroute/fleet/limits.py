@@ -249,7 +249,7 @@ class RedisLoadStore:
             if ask.ticket is not None:
                 return ask.ticket, None
             try:
-                result = self.link.exchange([Op(_ADMIT, ask.keys, ask.args)])[0]
+                result = self.link.run(_ADMIT, ask.keys, ask.args)
             except Unavailable:
                 return self._here(ask)
             return self._admitted(ask, result)
@@ -258,7 +258,7 @@ class RedisLoadStore:
             if ask.ticket is not None:
                 return ask.ticket, None
             try:
-                result = (await self.link.aexchange([Op(_ADMIT, ask.keys, ask.args)]))[0]
+                result = await self.link.arun(_ADMIT, ask.keys, ask.args)
             except Unavailable:
                 return self._here(ask)
             return self._admitted(ask, result)
@@ -295,8 +295,6 @@ class RedisLoadStore:
         return ask
 
     def _admitted(self, ask: _Ask, result: Any) -> tuple[Ticket | None, float | None]:
-        if isinstance(result, Exception):
-            raise result
         name = ask.target.deployment.name
         status = int(result[0])
         if self.breakers is not None:

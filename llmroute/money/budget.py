@@ -524,6 +524,27 @@ class Budgets:
         estimate = estimate_cost(request, target, cache_read_share=cache_read_share).cost
         return self.reserve(request.hints, target, estimate, key=key)
 
+    async def areserve(
+        self,
+        hints: RouteHints | Mapping[str, Any] | None,
+        target: Target | LedgerRow | CallFacts | Mapping[str, str] | None = None,
+        estimated_cost: Decimal | None = _ZERO,
+        *,
+        key: Any = None,
+    ) -> Reservation:
+        """`reserve` for the event loop: what `AsyncRouter` calls. In one process it never waits on
+        I/O; a store shared by a fleet (`llmroute.fleet.budgets.RedisBudgets`) awaits its round trip."""
+        return self.reserve(hints, target, estimated_cost, key=key)
+
+    async def areserve_for(
+        self, request: ChatRequest, target: Target, *, key: Any = None, cache_read_share: float = 0.0
+    ) -> Reservation:
+        """`reserve_for` for the event loop (see `areserve`)."""
+        from .estimate import estimate_cost
+
+        estimate = estimate_cost(request, target, cache_read_share=cache_read_share).cost
+        return await self.areserve(request.hints, target, estimate, key=key)
+
     def settle(self, reservation: Reservation, actual: Decimal | Cost | LedgerRow | None) -> None:
         """Replace the reservation by the actual cost (a `Decimal`, a `Cost`, the attempt's
         `LedgerRow`, or None when unpriced). A no-op if already settled or released."""
@@ -685,6 +706,18 @@ class Budgets:
                     )
                 )
             return out
+
+    async def astatus(self) -> list[BudgetStatus]:
+        """`status` for the event loop (see `areserve`)."""
+        return self.status()
+
+    async def aspent(self, scope: str | Scope) -> Decimal | None:
+        """`spent` for the event loop (see `areserve`)."""
+        return self.spent(scope)
+
+    async def aremaining(self, scope: str | Scope) -> Decimal | None:
+        """`remaining` for the event loop (see `areserve`)."""
+        return self.remaining(scope)
 
     def _after_fork_in_child(self) -> None:
         """In a forked child (called by the router's reset, `llmroute._fork`): a free lock, and no

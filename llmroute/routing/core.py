@@ -406,6 +406,15 @@ class RouterCore:
             return claim((call_id, call.number))  # type: ignore[no-any-return]
         return self.budgets.reserve_for(request, call.target, key=(call_id, call.number))
 
+    async def areserve(self, call_id: str, call: Call, request: ChatRequest) -> Reservation | None:
+        """`reserve` on the event loop: a fleet's budgets await their round trip there."""
+        if self.budgets is None:
+            return None
+        claim = getattr(call.ticket, "claim", None)
+        if claim is not None:
+            return claim((call_id, call.number))  # type: ignore[no-any-return]
+        return await self.budgets.areserve_for(request, call.target, key=(call_id, call.number))
+
     def available(self, target: Target) -> bool:
         return self.cooldowns.blocked(target.name) is None
 
