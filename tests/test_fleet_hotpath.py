@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from fleet_servers import RedisServer, redis_server
 from fleet_workers import KEY, MAX_TOKENS, USER, model
+from hypothesis import given
+from hypothesis import strategies as st
 
 import llmroute
 from llmroute.fleet import RedisLink
@@ -394,3 +396,22 @@ def test_redis_error_replies_are_not_the_callers_error(
     budgets = router._core.budgets
     assert budgets.pending == 0  # what was settled during the fault is replayed, once
     assert budgets.spent("global") == router.ledger.total().cost == _billed(emu)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["EVAL", "EVALSHA"]),
+            st.lists(st.one_of(st.text(), st.integers(-(2**63), 2**63 - 1), st.binary()), max_size=12),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_commands_are_packed_alike_with_and_without_hiredis(commands: list[tuple[str, list[Any]]]) -> None:
+    """The link packs its pipeline with hiredis when installed, else in Python: the same bytes."""
+    hiredis = pytest.importorskip("hiredis")
+    from llmroute.fleet._link import _pack_resp
+
+    packed = [(name, *args) for name, args in commands]
+    assert _pack_resp(packed) == b"".join(hiredis.pack_command(tuple(c)) for c in packed)

@@ -158,6 +158,7 @@ class RedisLink:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._connections: list[Any] = []  # idle sync connections (a forked child opens its own)
         self._aclient: Any = None
 
     def tag(self, *parts: str) -> str:
@@ -341,7 +342,14 @@ class RedisLink:
             return list(pipe.execute(raise_on_error=False))
         # one connection, the commands packed in one write (redis-py's pipeline packs each argument
         # through its generic encoder: a third of the call's added time for these ~70 arguments)
-        connection = pool.get_connection()
+        # Connections are kept by the link, not returned to redis-py's pool after each round trip
+        # (its lock and its check for unread data cost ~20 us): one that failed mid-exchange is
+        # disconnected here, and reconnects at its next use.
+        try:
+            connection = self._connections.pop()
+        except IndexError:
+            connection = pool.get_connection()
+        clean = False
         try:
             connection.send_packed_command([_pack(self._commands(ops))], check_health=False)
             results: list[Any] = []
@@ -350,9 +358,12 @@ class RedisLink:
                     results.append(connection.read_response())
                 except self._reply_error as e:  # an error reply: the connection stays usable
                     results.append(e)
+            clean = True
             return results
         finally:
-            pool.release(connection)
+            if not clean:
+                connection.disconnect()
+            self._connections.append(connection)
 
     async def aexchange(self, ops: Sequence[Op]) -> list[Any]:
         """`exchange` on the event loop: through `redis.asyncio` (or on a worker thread when the link
@@ -540,6 +551,15 @@ class RedisLink:
         self.client.close()
 
 
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    import hiredis
+
+    _hiredis_pack = hiredis.pack_command
+except ImportError:  # pragma: no cover - depends on the environment
+    _hiredis_pack = None
+
+
 def _result(result: Any) -> Any:
     if isinstance(result, Exception):  # an error reply: the link's breaker opened (`_answered`)
         raise Unavailable(str(result))
@@ -547,7 +567,14 @@ def _result(result: Any) -> Any:
 
 
 def _pack(commands: Sequence[tuple[Any, ...]]) -> bytes:
-    """Commands in the Redis protocol (RESP arrays of bulk strings)."""
+    """Commands in the Redis protocol (RESP arrays of bulk strings); by hiredis's packer when it is
+    installed (`llmroute[redis]` installs it: 2.5x faster, and its reply parser 3x)."""
+    if _hiredis_pack is not None:
+        return b"".join([_hiredis_pack(command) for command in commands])
+    return _pack_resp(commands)
+
+
+def _pack_resp(commands: Sequence[tuple[Any, ...]]) -> bytes:
     out: list[bytes] = []
     for command in commands:
         out.append(b"*%d\r\n" % len(command))

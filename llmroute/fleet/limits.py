@@ -60,19 +60,22 @@ local t = redis.call('TIME')
 local lnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local window = tonumber(ARGV[7])
 local horizon = lnow - window
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', horizon)
-local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', horizon)
-for _, id in ipairs(old) do
-  local v = redis.call('HGET', KEYS[4], id)
-  if v then redis.call('DECRBY', KEYS[5], v); redis.call('HDEL', KEYS[4], id) end
-end
-if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', horizon) end
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', lnow)
 local tokens, mif, rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', horizon)
+local ntok, tsum = 0, 0
+if tpm >= 0 then  -- the token window is kept only for a deployment with a tpm limit
+  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', horizon)
+  for _, id in ipairs(old) do
+    local v = redis.call('HGET', KEYS[4], id)
+    if v then redis.call('DECRBY', KEYS[5], v); redis.call('HDEL', KEYS[4], id) end
+  end
+  if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', horizon) end
+  ntok = redis.call('ZCARD', KEYS[3])
+  tsum = tonumber(redis.call('GET', KEYS[5]) or '0')
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', lnow)
 local flying = redis.call('ZCARD', KEYS[6])
 local nreq = redis.call('ZCARD', KEYS[2])
-local ntok = redis.call('ZCARD', KEYS[3])
-local tsum = tonumber(redis.call('GET', KEYS[5]) or '0')
 local blocked_until = tonumber(redis.call('HGET', KEYS[7], 'until') or '0')
 local wait, unknown = -1, false
 if mif >= 0 and flying >= mif then unknown = true end
@@ -130,12 +133,17 @@ if n > 0 then
   end
 end
 local id = ARGV[1]
+local keep = math.ceil(window + tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[2], lnow, id)
-redis.call('ZADD', KEYS[3], lnow, id)
-redis.call('HSET', KEYS[4], id, tokens)
-redis.call('INCRBY', KEYS[5], tokens)
 redis.call('ZADD', KEYS[6], lnow + tonumber(ARGV[6]), id)
-for i = 2, 6 do redis.call('EXPIRE', KEYS[i], math.ceil(window + tonumber(ARGV[6]))) end
+redis.call('EXPIRE', KEYS[2], keep)
+redis.call('EXPIRE', KEYS[6], keep)
+if tpm >= 0 and tokens > 0 then  -- no tpm limit: no tokens to count (nor for the release to correct)
+  redis.call('ZADD', KEYS[3], lnow, id)
+  redis.call('HSET', KEYS[4], id, tokens)
+  redis.call('INCRBY', KEYS[5], tokens)
+  for i = 3, 5 do redis.call('EXPIRE', KEYS[i], keep) end
+end
 if amount ~= 0 and n > 0 then
   local names = {}
   for i = 0, n - 1 do
