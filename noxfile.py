@@ -106,11 +106,14 @@ def report_screenshot(session: nox.Session) -> None:
 
 
 def _floors() -> list[str]:
-    """`name==version` for each `name>=version` runtime requirement in pyproject.toml."""
+    """`name==version` for each `name>=version` runtime requirement in pyproject.toml, and those of
+    the fleet's extras (`redis`, `postgres`: their tests run against real servers here)."""
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [dep.replace(">=", "==") for dep in project["dependencies"] if ">=" in dep]
+    extras = project["optional-dependencies"]
+    wanted = [*project["dependencies"], *extras["redis"], *extras["postgres"]]
+    return [dep.replace(">=", "==") for dep in wanted if ">=" in dep]
 
 
 @nox.session
