@@ -415,3 +415,45 @@ def test_commands_are_packed_alike_with_and_without_hiredis(commands: list[tuple
 
     packed = [(name, *args) for name, args in commands]
     assert _pack_resp(packed) == b"".join(hiredis.pack_command(tuple(c)) for c in packed)
+
+
+async def test_a_call_cancelled_during_its_round_trip_leaves_nothing_behind(
+    emu: Emulator, redis: RedisServer
+) -> None:
+    """A caller's timeout (`asyncio.wait_for`) cancels a call while its admission waits on Redis (the
+    server busy: a script spinning). The connection's unread replies are not read by the next call (it is
+    disconnected), the writes the round trip carried are sent again (settles are idempotent), no
+    outage is declared, and once all is sent the fleet's spend equals the ledger and the bill."""
+    import asyncio
+
+    import redis as redis_client
+
+    link = RedisLink(redis.url, socket_timeout=2.0)
+    router = llmroute.AsyncRouter(
+        [_deployment(emu, rpm=1000, asynchronous=True)],
+        models=[model()],
+        budgets=Budgets([Budget("100")]),
+        state=link,
+    )
+
+    async def call() -> Any:
+        return await router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+
+    await call()  # its writes wait for the next round trip
+    admin = redis_client.asyncio.Redis.from_url(redis.url)
+    spin = "local t = redis.call('TIME'); local s = t[1] + t[2] / 1e6; repeat t = redis.call('TIME') until t[1] + t[2] / 1e6 > s + 0.3"
+    busy = asyncio.create_task(admin.eval(spin, 0))  # the server busy for 0.3 s
+    await asyncio.sleep(0.05)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(call(), 0.05)
+    await busy
+    for _ in range(3):
+        await call()
+    await router.close()
+    await admin.aclose()
+    budgets = router._core.budgets
+    assert link.outages == 0
+    assert router.ledger.total().calls == 4  # the cancelled call never reached the provider
+    assert await budgets.aspent("global") == router.ledger.total().cost == _billed(emu)
+    (status,) = await budgets.astatus()
+    assert status.reserved == 0  # no hold left behind by the cancelled admission

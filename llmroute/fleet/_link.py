@@ -159,6 +159,7 @@ class RedisLink:
         self._closed = False
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._connections: list[Any] = []  # idle sync connections (a forked child opens its own)
+        self._aconnections: list[Any] = []  # idle connections of the async client
         self._aclient: Any = None
 
     def tag(self, *parts: str) -> str:
@@ -412,7 +413,11 @@ class RedisLink:
             for command in self._commands(ops):
                 pipe.execute_command(*command)
             return list(await pipe.execute(raise_on_error=False))
-        connection = await pool.get_connection()
+        try:  # kept by the link, as in `_send` (these belong to the current event loop's client)
+            connection = self._aconnections.pop()
+        except IndexError:
+            connection = await pool.get_connection()
+        clean = False
         try:
             await connection.send_packed_command([_pack(self._commands(ops))], check_health=False)
             results: list[Any] = []
@@ -421,9 +426,13 @@ class RedisLink:
                     results.append(await connection.read_response())
                 except self._reply_error as e:
                     results.append(e)
+            clean = True
             return results
         finally:
-            await pool.release(connection)
+            if not clean:  # failed or cancelled mid-exchange: replies may be left unread
+                with contextlib.suppress(Exception):
+                    await connection.disconnect(nowait=True)
+            self._aconnections.append(connection)
 
     def _async_client(self) -> Any:
         if self.url is None:
@@ -431,6 +440,7 @@ class RedisLink:
         loop = asyncio.get_running_loop()
         if self._aloop is not loop:
             self._aclient = _client(self.url, *self._timeouts, asyncio_client=True)
+            self._aconnections = []
             self._aloop = loop
         return self._aclient
 
