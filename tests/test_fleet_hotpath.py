@@ -441,7 +441,10 @@ async def test_a_call_cancelled_during_its_round_trip_leaves_nothing_behind(
 
     await call()  # its writes wait for the next round trip
     admin = redis_client.asyncio.Redis.from_url(redis.url)
-    spin = "local t = redis.call('TIME'); local s = t[1] + t[2] / 1e6; repeat t = redis.call('TIME') until t[1] + t[2] / 1e6 > s + 0.3"
+    spin = (
+        "local t = redis.call('TIME'); local s = t[1] + t[2] / 1e6; "
+        "repeat t = redis.call('TIME') until t[1] + t[2] / 1e6 > s + 0.3"
+    )
     busy = asyncio.create_task(admin.eval(spin, 0))  # the server busy for 0.3 s
     await asyncio.sleep(0.05)
     with pytest.raises(asyncio.TimeoutError):
