@@ -224,23 +224,6 @@ async def test_async_router_never_calls_redis_on_its_loop(
     assert threading.get_ident() not in seen
 
 
-def test_sync_router_with_its_own_load_store_reserves_on_the_callers_thread(
-    emu: Emulator, redis: RedisServer
-) -> None:
-    """The baseline of the check above for a reservation made on its own round trip."""
-    from llmroute.routing.balance import LoadTracker
-
-    seen: set[int] = set()
-    link = RedisLink(redis.url)
-    link.client = _Watched(link.client, seen)
-    router = llmroute.Router(
-        [_deployment(emu)], models=[model()], budgets=Budgets([Budget("100")]), load=LoadTracker(), state=link
-    )
-    rounds = link.round_trips
-    router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
-    assert threading.get_ident() in seen and link.round_trips > rounds
-
-
 async def test_budgets_read_and_reserve_on_the_loop(redis: RedisServer) -> None:
     """`areserve`, `astatus`, `aspent` and `aremaining` go through `redis.asyncio` and see what
     another process (another `RedisBudgets` on its own link) reserved and spent; the in-process
@@ -268,14 +251,21 @@ async def test_budgets_read_and_reserve_on_the_loop(redis: RedisServer) -> None:
     assert await local.aspent("global") == Decimal("0.5") == (await local.astatus())[0].spent
 
 
+@pytest.mark.parametrize("own_load_store", [False, True], ids=["fleet", "own load store"])
 def test_sync_router_baseline_uses_the_sync_client_on_the_callers_thread(
-    emu: Emulator, redis: RedisServer
+    emu: Emulator, redis: RedisServer, own_load_store: bool
 ) -> None:
-    """The check above can fail: the sync router's round trips are on the caller's thread."""
+    """The check above can fail: the sync router's round trips are on the caller's thread (also a
+    reservation made on its own round trip, beside a `load=` store of the router's own)."""
+    from llmroute.routing.balance import LoadTracker
+
     seen: set[int] = set()
     link = RedisLink(redis.url)
     link.client = _Watched(link.client, seen)
-    router = llmroute.Router([_deployment(emu, rpm=1000)], models=[model()], state=link)
+    extra: dict[str, Any] = {"load": LoadTracker()} if own_load_store else {}
+    router = llmroute.Router(
+        [_deployment(emu, rpm=1000)], models=[model()], budgets=Budgets([Budget("100")]), state=link, **extra
+    )
     router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
     assert threading.get_ident() in seen
 
