@@ -450,3 +450,38 @@ async def test_a_call_cancelled_during_its_round_trip_leaves_nothing_behind(
     assert await budgets.aspent("global") == router.ledger.total().cost == _billed(emu)
     (status,) = await budgets.astatus()
     assert status.reserved == 0  # no hold left behind by the cancelled admission
+
+
+async def test_async_router_through_redis_killed_and_restarted(emu: Emulator) -> None:
+    """`test_redis_killed_and_restarted_mid_run` for `AsyncRouter`, 8 calls at a time: no call fails
+    because Redis died; the replay after it (on the flusher thread) brings the fleet's spend to the
+    ledger and the emulator's bill, and the in-flight leases whose release Redis missed are released
+    (they held the deployment's 4 slots for `lease_s`: the calls after the restart found no room)."""
+    import asyncio
+
+    with redis_server(persistent=True) as server:
+        link = RedisLink(server.url, retry_s=0.2)
+        router = llmroute.AsyncRouter(
+            [_deployment(emu, rpm=10_000, max_in_flight=4, asynchronous=True)],
+            models=[model()],
+            budgets=Budgets([Budget("100")]),
+            state=link,
+            queue_timeout=30,
+        )
+        for phase in ("up", "down", "back"):
+            if phase == "down":
+                server.stop()
+            if phase == "back":
+                server.start()
+                await asyncio.sleep(0.3)  # past retry_s: the next round trip probes Redis
+            await asyncio.gather(
+                *(
+                    router.chat.completions.create(model="m", messages=USER, max_tokens=MAX_TOKENS)
+                    for _ in range(8)
+                )
+            )
+        await router.close()
+        budgets = router._core.budgets
+        assert link.outages >= 1 and budgets.pending == 0
+        assert await budgets.aspent("global") == router.ledger.total().cost == _billed(emu)
+        assert router.ledger.total().calls == 24 and router.ledger.total().errors == 0

@@ -158,8 +158,12 @@ class RedisLink:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._aloop: asyncio.AbstractEventLoop | None = None
-        self._connections: list[Any] = []  # idle sync connections (a forked child opens its own)
-        self._aconnections: list[Any] = []  # idle connections of the async client
+        # Idle connections, with the outage count (`_epoch`) they were last used in: one kept from
+        # before an outage is closed rather than used (Redis may have restarted). A forked child
+        # opens its own.
+        self._epoch = 0
+        self._connections: list[tuple[int, Any]] = []
+        self._aconnections: list[tuple[int, Any]] = []
         self._aclient: Any = None
 
     def tag(self, *parts: str) -> str:
@@ -223,6 +227,7 @@ class RedisLink:
             self.fallbacks += 1
             self._probing = False
             self._open_until = time.monotonic() + self.retry_s
+            self._epoch += 1
             if self._down:
                 return
             self._down = True
@@ -346,10 +351,14 @@ class RedisLink:
         # Connections are kept by the link, not returned to redis-py's pool after each round trip
         # (its lock and its check for unread data cost ~20 us): one that failed mid-exchange is
         # disconnected here, and reconnects at its next use.
+        epoch = self._epoch
         try:
-            connection = self._connections.pop()
+            kept, connection = self._connections.pop()
         except IndexError:
             connection = pool.get_connection()
+        else:
+            if kept != epoch:  # kept from before an outage (Redis may have restarted): reconnect
+                connection.disconnect()
         clean = False
         try:
             connection.send_packed_command([_pack(self._commands(ops))], check_health=False)
@@ -364,7 +373,7 @@ class RedisLink:
         finally:
             if not clean:
                 connection.disconnect()
-            self._connections.append(connection)
+            self._connections.append((epoch, connection))
 
     async def aexchange(self, ops: Sequence[Op]) -> list[Any]:
         """`exchange` on the event loop: through `redis.asyncio` (or on a worker thread when the link
@@ -413,10 +422,15 @@ class RedisLink:
             for command in self._commands(ops):
                 pipe.execute_command(*command)
             return list(await pipe.execute(raise_on_error=False))
-        try:  # kept by the link, as in `_send` (these belong to the current event loop's client)
-            connection = self._aconnections.pop()
+        epoch = self._epoch  # kept by the link, as in `_send` (these belong to this loop's client)
+        try:
+            kept, connection = self._aconnections.pop()
         except IndexError:
             connection = await pool.get_connection()
+        else:
+            if kept != epoch:
+                with contextlib.suppress(Exception):
+                    await connection.disconnect(nowait=True)
         clean = False
         try:
             await connection.send_packed_command([_pack(self._commands(ops))], check_health=False)
@@ -432,7 +446,7 @@ class RedisLink:
             if not clean:  # failed or cancelled mid-exchange: replies may be left unread
                 with contextlib.suppress(Exception):
                     await connection.disconnect(nowait=True)
-            self._aconnections.append(connection)
+            self._aconnections.append((epoch, connection))
 
     def _async_client(self) -> Any:
         if self.url is None:

@@ -234,6 +234,8 @@ class RedisLoadStore:
         self._seen: dict[str, _Seen] = {}
         self._blocked: dict[str, bool] = {}
         self._lock = threading.Lock()
+        self._unsent: list[tuple[list[str], list[Any]]] = []  # releases Redis missed (`_release`)
+        self.link.on_recovery(self._resend)
 
     def _keys(self, name: str) -> list[str]:
         tag = self.link.tag("load", name)
@@ -355,13 +357,29 @@ class RedisLoadStore:
             if ticket.local_ticket is not None:
                 self.local.release(ticket.local_ticket, tokens)
             return
-        actual = "" if tokens is None else int(tokens)
-        # when Redis is unavailable the lease ends by itself after lease_s; the token estimate stands
-        self.link.defer(Op(_RELEASE, self._keys(ticket.name), [ticket.tid, actual]))
+        self._release(self._keys(ticket.name), [ticket.tid, "" if tokens is None else int(tokens)])
         with self._lock:
             seen = self._seen.get(ticket.name)
             if seen is not None:
                 seen.in_flight = max(0, seen.in_flight - 1)
+
+    def _release(self, keys: list[str], args: list[Any]) -> None:
+        """Send a release with the next round trip. One Redis could not take (down, or the breaker
+        open) is kept and sent again when Redis answers: releases are idempotent, and a lease left
+        in Redis would hold one of the fleet's `max_in_flight` slots until `lease_s` (10 minutes)."""
+
+        def failed() -> None:
+            with self._lock:
+                self._unsent.append((keys, args))
+
+        self.link.defer(Op(_RELEASE, keys, args, None, failed))
+
+    def _resend(self) -> None:
+        """Redis is back: the releases it missed go with the next round trip."""
+        with self._lock:
+            unsent, self._unsent = self._unsent, []
+        for keys, args in unsent:
+            self._release(keys, args)
 
     def observe_headers(self, name: str, headers: Mapping[str, str] | None) -> None:
         """Share the provider's word that no requests or tokens are left (and until when). Only a
