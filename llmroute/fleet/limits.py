@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..money.budget import OverBudget
-from ..routing.balance import WINDOW_S, LoadTracker, Ticket, _int
+from ..routing.balance import WINDOW_S, LoadTracker, Ticket, provider_remaining
 from ..routing.engine import Io
 from ._link import Op, RedisLink, Unavailable
 
@@ -391,13 +391,7 @@ class RedisLoadStore:
             return
         from ..providers.base import retry_after_seconds
 
-        requests = _int(
-            headers.get("x-ratelimit-remaining-requests")
-            or headers.get("anthropic-ratelimit-requests-remaining")
-        )
-        tokens = _int(
-            headers.get("x-ratelimit-remaining-tokens") or headers.get("anthropic-ratelimit-tokens-remaining")
-        )
+        requests, tokens = provider_remaining(headers)
         if requests is None and tokens is None:
             return
         blocked = requests == 0 or tokens == 0

@@ -162,13 +162,7 @@ class LoadTracker:
             return
         from ..providers.base import retry_after_seconds
 
-        requests = _int(
-            headers.get("x-ratelimit-remaining-requests")
-            or headers.get("anthropic-ratelimit-requests-remaining")
-        )
-        tokens = _int(
-            headers.get("x-ratelimit-remaining-tokens") or headers.get("anthropic-ratelimit-tokens-remaining")
-        )
+        requests, tokens = provider_remaining(headers)
         if requests is None and tokens is None:
             return
         reset = retry_after_seconds(headers) if (requests == 0 or tokens == 0) else None
@@ -201,6 +195,18 @@ class LoadTracker:
             if state.remaining_requests == 0 or state.remaining_tokens == 0:
                 shares.append(0.0 if now < state.provider_reset_at else 1.0)
         return max(0.0, min(shares))
+
+
+def provider_remaining(headers: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """(requests, tokens) the provider says are left, from OpenAI's (`x-ratelimit-remaining-*`) or
+    Anthropic's (`anthropic-ratelimit-*-remaining`) headers; None where it does not say."""
+    requests = _int(
+        headers.get("x-ratelimit-remaining-requests") or headers.get("anthropic-ratelimit-requests-remaining")
+    )
+    tokens = _int(
+        headers.get("x-ratelimit-remaining-tokens") or headers.get("anthropic-ratelimit-tokens-remaining")
+    )
+    return requests, tokens
 
 
 def _int(value: str | None) -> int | None:
