@@ -51,15 +51,11 @@ load back exactly; hints (task, tags, user, budget, extra...) and labels are kep
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import os
-import signal
 import sqlite3
 import threading
 import time
-import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -69,6 +65,7 @@ from typing import Any, Literal, Self
 
 from .. import _fork
 from ..errors import LLMRouteError
+from . import _store_lifecycle
 from ._records import (
     _INSERT,
     _INTEGER,
@@ -83,6 +80,7 @@ from ._records import (
     export_jsonl,
     read_jsonl,
 )
+from ._store_lifecycle import SQLITE as _SQLITE
 from .ledger import Ledger, LedgerRow, to_epoch
 
 __all__ = ["SQLiteStore", "Store", "StoreError", "export_csv", "export_jsonl", "read_jsonl"]
@@ -240,9 +238,9 @@ class SQLiteStore(Store):
             db.executescript(_ddl())
             _migrate(db)
         super().__init__()
-        atexit.register(_flush_at_exit, weakref.ref(self))
+        _store_lifecycle.register(self)
         if durability == "queued":
-            _install_sigterm_handler()
+            _store_lifecycle.install_sigterm_handler(_on_sigterm)
 
     def _reset(self) -> None:
         """Fresh process-local state: at construction, and in a forked child."""
@@ -390,13 +388,7 @@ class SQLiteStore(Store):
         if self._commits % _CHECKPOINT_EVERY == 0:
             thread = self._checkpointer
             if thread is None or not thread.is_alive():
-                thread = self._checkpointer = threading.Thread(
-                    target=_checkpoint_loop,
-                    args=(weakref.ref(self), self._checkpoint_due),
-                    name="llmroute-store-checkpoint",
-                    daemon=True,
-                )
-                thread.start()
+                self._checkpointer = _store_lifecycle.start_checkpointer(self, self._checkpoint_due)
             self._checkpoint_due.set()
 
     def _enqueue(self, row: LedgerRow) -> None:
@@ -694,37 +686,6 @@ def _wait_through_interrupts(event: threading.Event) -> BaseException | None:
     return interrupted
 
 
-def _checkpoint_loop(ref: weakref.ref[SQLiteStore], due: threading.Event) -> None:
-    """A commit-mode store's WAL copied into the database in the background (PASSIVE: never blocks a
-    writer), so the WAL stays small though the writing connection never checkpoints. Holds the store
-    only weakly: ends when it is closed or collected. Each checkpoint opens and closes its own
-    connection (one every `_CHECKPOINT_EVERY` commits), so none is open across a fork."""
-    while True:
-        woken = due.wait(1.0)
-        store = ref()
-        if store is None or store._closed:
-            return
-        if woken:
-            due.clear()
-            try:
-                with _SQLITE, contextlib.closing(store._connect()) as db:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as e:  # busy, or the file went away: the next one will do
-                log.debug("ledger store %s: checkpoint skipped: %r", store.path, e)
-        del store
-
-
-def _close_writing_connections() -> None:
-    """Just before a fork, no thread inside SQLite: every store's writing connection is closed (the
-    next write reopens it), so the child inherits no open connection, lock or transaction of ours."""
-    for store in _fork.live(SQLiteStore):
-        store._drop_connection()
-
-
-_SQLITE = _fork.Gate("SQLite", quiet=_close_writing_connections)
-"""Every SQLite call of the stores in this module runs inside this gate (`llmroute._fork.Gate`)."""
-
-
 def _acquire(condition: threading.Condition, deadline: float | None) -> bool:
     if deadline is None:
         return condition.acquire()
@@ -741,46 +702,7 @@ def _migrate(db: sqlite3.Connection) -> None:
                 db.execute(f'ALTER TABLE ledger_rows ADD COLUMN "{column}" {kind}')
 
 
-_EXIT_TIMEOUT = 30.0
-"""Seconds the interpreter waits at exit for queued rows to be written (then says what was not)."""
-_SIGTERM_TIMEOUT = 10.0
-"""Seconds a SIGTERM waits for queued rows (container runtimes send SIGKILL after about 10 s)."""
-
-
-def _flush_at_exit(ref: weakref.ref[SQLiteStore]) -> None:
-    store = ref()
-    if store is None or store._closed:
-        return
-    try:
-        store.flush(timeout=_EXIT_TIMEOUT)
-    except Exception as e:  # at exit nobody can catch it: say it loudly
-        log.error("ledger store %s at exit: %s", store.path, e)
-
-
-_sigterm_installed = False
-
-
-def _install_sigterm_handler() -> None:
-    """Flush queued stores on SIGTERM, only where that changes nothing else: in the main thread, and
-    only if SIGTERM still has its default action (an application's own handler is never replaced)."""
-    global _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError):  # not the main interpreter, or no signals here
-        return
-    _sigterm_installed = True
-
-
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    for store in _fork.live(SQLiteStore):
-        if store.durability == "queued" and not store._closed:
-            try:
-                store.flush(timeout=_SIGTERM_TIMEOUT)
-            except Exception as e:
-                log.error("ledger store %s on SIGTERM: %s", store.path, e)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # then what SIGTERM did before: end the process
-    os.kill(os.getpid(), signal.SIGTERM)
+    """The SIGTERM handler of queued stores (see the module docstring); `_store_lifecycle` has the
+    work, this module the name that `signal.getsignal(signal.SIGTERM)` shows."""
+    _store_lifecycle.on_sigterm()
