@@ -1,5 +1,6 @@
 """Output for the `llmroute` command: tables (rich when installed, else plain aligned text), JSON,
-and the small parsers and formatters the commands share."""
+and what the commands share: the small parsers and formatters, the errors that set the exit code,
+and the catalog and price files given with `--catalog` and `--prices`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .money.pricing import PriceTable
 
 __all__ = [
     "UsageError",
+    "_Failure",
     "_rich_available",
     "_console",
     "_plain_table",
@@ -26,11 +32,19 @@ __all__ = [
     "_share",
     "_when",
     "_tokens",
+    "_parse_routes",
+    "_catalog",
+    "_price_table",
+    "_check_models",
 ]
 
 
 class UsageError(Exception):
     """Bad command line: exit code 2."""
+
+
+class _Failure(Exception):
+    """The command failed: exit code 1."""
 
 
 # -- output ------------------------------------------------------------------------------------------
@@ -155,3 +169,51 @@ def _tokens(text: str) -> int:
     if value < 0 or value != value.to_integral_value():
         raise argparse.ArgumentTypeError(f"not a whole token count: {text!r}")
     return int(value)
+
+
+def _parse_routes(items: Sequence[str]) -> dict[str, str]:
+    table = {}
+    for item in items:
+        task, sep, model = item.partition("=")
+        if not sep or not task or not model:
+            raise UsageError(f"--route {item!r}: expected TASK=MODEL (or *=MODEL for every other task)")
+        table[task] = model
+    return table
+
+
+# -- catalog and prices ------------------------------------------------------------------------------
+
+
+def _catalog(args: argparse.Namespace) -> Catalog:
+    import tomllib
+
+    from .catalog import Catalog, default_catalog
+
+    base = default_catalog()
+    path = getattr(args, "catalog", None)
+    if not path:
+        return base
+    try:
+        extra = Catalog.from_file(path)
+    except OSError as e:
+        raise _Failure(f"cannot read the catalog file {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise _Failure(f"{path} is not a valid TOML catalog file: {e}") from e
+    merged = base.with_rows(extra.models(), extra.providers())
+    merged.check()
+    return merged
+
+
+def _price_table(args: argparse.Namespace, catalog: Catalog) -> PriceTable | None:
+    from .money.pricing import PriceTable, load_price_changes
+
+    path = getattr(args, "prices", None)
+    if not path:
+        return None
+    return PriceTable(catalog, load_price_changes(path))
+
+
+def _check_models(catalog: Catalog, names: Sequence[str]) -> None:
+    unknown = [n for n in names if catalog.model(n) is None]
+    if unknown:
+        raise UsageError(f"unknown model(s) {unknown}; `llmroute prices` lists the known ones")

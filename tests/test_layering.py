@@ -37,7 +37,7 @@ ROUTING = "llmroute.routing"
 """The routing core: configuration, engine, balancing, breakers, health and the attempt loop."""
 ADAPTERS = ("llmroute.providers",)
 SDKS = ("openai", "anthropic", "httpx", "httpx2", "aiohttp")
-TOOLS = ("llmroute.testing", "llmroute.cli", "llmroute._cli_output", "llmroute.demo")
+TOOLS = ("llmroute.testing", "llmroute.cli", "llmroute._cli_output", "llmroute._cli_ledger", "llmroute.demo")
 """The emulator, the command line and the demo: built on the library, never imported by it."""
 
 
