@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,179 @@ def postgres_server() -> Iterator[str]:
             proc.kill()
             proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class RedisCluster:
+    """A Redis Cluster of `masters` `redis-server` masters (no replicas) on free loopback ports, all
+    slots assigned by `redis-cli --cluster create`. `stop(port)` kills one node, `start(port)` brings
+    it back on the same port with the same `nodes-<port>.conf` (so it rejoins, owning what it owned;
+    with `persistent=True` its data survives too: an fsync'ed append-only file per node), `pause` /
+    `resume` make one hang (SIGSTOP: it accepts connections and never answers) and continue.
+    `owner(key)` is the port of the node serving the key's slot, `url(port)` the `redis+cluster://`
+    URL that bootstraps through that node."""
+
+    def __init__(self, directory: Path, masters: int = 3, *, persistent: bool = False) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            pytest.skip("redis-server / redis-cli are not installed (apt-get install redis-server)")
+        pytest.importorskip(
+            "redis", reason="the redis client is not installed (pip install 'llmroute[redis]')"
+        )
+        self.binary, self.cli = server, cli
+        self.dir = directory
+        self.persistent = persistent
+        self.ports: list[int] = []
+        while len(self.ports) < masters:
+            port = free_port()
+            # the cluster bus listens on port + 10000: both must be free
+            if port + 10000 < 65536 and port not in self.ports and _free(port + 10000):
+                self.ports.append(port)
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        try:
+            for port in self.ports:
+                self.start(port, wait=False)
+            for port in self.ports:
+                _wait_port(port, self.procs[port], f"redis-server (cluster node {port})")
+            nodes = [f"127.0.0.1:{p}" for p in self.ports]
+            subprocess.run(
+                [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+            )
+            self.wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+
+    def url(self, port: int | None = None) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0] if port is None else port}"
+
+    def start(self, port: int, *, wait: bool = True) -> None:
+        data = self.dir / str(port)  # each node its own append-only file
+        data.mkdir(exist_ok=True)
+        args = [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--dir", str(data), "--daemonize", "no", "--protected-mode", "no"]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        args += ["--cluster-enabled", "yes", "--cluster-config-file", str(self.dir / f"nodes-{port}.conf")]
+        # a killed master is marked failed after this long; it owns its slots again when back
+        args += ["--cluster-node-timeout", "2000"]
+        self.procs[port] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if wait:
+            _wait_port(port, self.procs[port], f"redis-server (cluster node {port})")
+            self.wait_ok()
+
+    def stop(self, port: int | None = None) -> None:
+        """Kill one node (every node when `port` is None)."""
+        for p in self.ports if port is None else [port]:
+            proc = self.procs.pop(p, None)
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+    def pause(self, port: int) -> None:
+        """The node hangs: its socket accepts connections, nothing answers."""
+        self.procs[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.procs[port].send_signal(signal.SIGCONT)
+        self.wait_ok()
+
+    def client(self, port: int) -> Any:
+        """A plain (non-cluster) client of one node."""
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every running node says `cluster_state:ok` and agrees on who owns every slot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for port in self.procs:
+                try:
+                    with self.client(port) as c:
+                        info = c.execute_command("CLUSTER", "INFO")
+                        text = info.decode() if isinstance(info, bytes) else str(info)
+                        states.append("cluster_state:ok" in text and self._owners(c) == self._owners())
+                except Exception:
+                    states.append(False)
+            if states and all(states):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Redis Cluster was not ok within {timeout}s")
+            time.sleep(0.05)
+
+    def _owners(self, client: Any = None) -> list[tuple[int, int, int]]:
+        """(first slot, last slot, port) per slot range, as one node sees them."""
+        if client is None:
+            with self.client(next(iter(self.procs))) as c:
+                return self._owners(c)
+        return sorted(
+            (int(r[0]), int(r[1]), int(r[2][1])) for r in client.execute_command("CLUSTER", "SLOTS")
+        )
+
+    def owner(self, key: str = "{llmroute}") -> int:
+        """The port of the node that owns `key`'s slot."""
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        for first, last, port in self._owners():
+            if first <= slot <= last:
+                return port
+        raise LookupError(f"slot {slot} is not served")
+
+    def other(self, key: str = "{llmroute}") -> int:
+        """A node that does not own `key`'s slot (a client bootstrapped there is redirected)."""
+        return next(p for p in self.ports if p != self.owner(key))
+
+    def node_id(self, port: int) -> str:
+        with self.client(port) as c:
+            return str(c.execute_command("CLUSTER", "MYID").decode())
+
+    def move_slot(self, key: str, to: int) -> None:
+        """Migrate `key`'s slot, with its keys, to the node on port `to`, the way `redis-cli --cluster
+        reshard` does: IMPORTING on the target, MIGRATING on the source, MIGRATE every key, then
+        SETSLOT NODE on both and the other nodes."""
+        from redis.crc import key_slot
+
+        slot, source = key_slot(key.encode()), self.owner(key)
+        if source == to:
+            return
+        source_id, target_id = self.node_id(source), self.node_id(to)
+        with self.client(source) as src, self.client(to) as dst:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS", *keys)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        for port in self.procs:
+            if port not in (source, to):
+                with self.client(port) as c:
+                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self.wait_ok()
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def redis_cluster(masters: int = 3, *, persistent: bool = False) -> Iterator[RedisCluster]:
+    """A throwaway Redis Cluster (see `RedisCluster`); every node is killed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="llmroute-cluster-") as tmp:
+        cluster = RedisCluster(Path(tmp), masters, persistent=persistent)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
