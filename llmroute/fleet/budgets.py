@@ -24,6 +24,7 @@ The same `Budgets` API and semantics at the limit (see `llmroute.money.budget`),
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -632,15 +633,19 @@ class RedisBudgets(Budgets):
 
     @property
     def pending(self) -> int:
-        """Settlements waiting for Redis to come back."""
+        """Settlements waiting for Redis to come back (a replay running on another thread counts
+        until it ends)."""
         self.link.flush()
-        return len(self._pending)
+        with self._replay_lock:
+            return len(self._pending)
 
     # -- reads -------------------------------------------------------------------------------------
 
     def _figures(self, states: list[_State]) -> list[tuple[Decimal, Decimal]]:
         """(spent, reserved) per budget: the fleet's, or the local view while Redis is unavailable."""
         self.link.flush()  # this process's own settles first
+        with self._replay_lock:  # and a replay after an outage, if one is running on another thread
+            pass
         now = self._clock()
         try:
             result = self.link.run(_PEEK, *self._peek(states, now))
@@ -650,6 +655,8 @@ class RedisBudgets(Budgets):
 
     async def _afigures(self, states: list[_State]) -> list[tuple[Decimal, Decimal]]:
         await self.link.aflush()
+        while self._replay_lock.locked():  # a replay running on the flusher thread
+            await asyncio.sleep(0.0005)
         now = self._clock()
         try:
             result = await self.link.arun(_PEEK, *self._peek(states, now))
