@@ -305,30 +305,48 @@ class RedisLink:
                 self._carried.notify_all()
 
     def _exchange(self, ops: Sequence[Op]) -> list[Any]:
+        waiting, every = self._begin(ops)
+        try:
+            results = self._send(every)
+            missing = self._results(every, results)
+            if missing:  # Redis lost its scripts (restarted): send those again, in full
+                self._loaded.clear()
+                self._resent(results, missing, self._send([every[i] for i in missing]))
+        except self._transient as e:
+            raise self._broke(waiting, e) from e
+        except BaseException:
+            self._carry(waiting, -1)
+            raise
+        return self._end(waiting, results)
+
+    # The steps of an exchange, shared by `_exchange` and `aexchange` (which differ only in how they
+    # send: `_send` or `_asend`).
+
+    def _begin(self, ops: Sequence[Op]) -> tuple[list[Op], list[Op]]:
+        """Take the deferred writes to carry ahead of `ops` (handed back if the breaker is open)."""
         waiting = self._take()
-        every = [*waiting, *ops]
         try:
             self._enter()
         except Unavailable:
             self._hand_back(waiting)
             raise
         self._carry(waiting, 1)
-        try:
-            results = self._send(every)
-            missing = self._results(every, results)
-            if missing:  # Redis lost its scripts (restarted): send those again, in full
-                self._loaded.clear()
-                again = self._send([every[i] for i in missing])
-                for i, result in zip(missing, again, strict=True):
-                    results[i] = result
-        except self._transient as e:
-            self._carry(waiting, -1)
-            self._fail(e)
-            self._hand_back(waiting)
-            raise Unavailable(str(e)) from e
-        except BaseException:
-            self._carry(waiting, -1)
-            raise
+        return waiting, [*waiting, *ops]
+
+    @staticmethod
+    def _resent(results: list[Any], missing: list[int], again: list[Any]) -> None:
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+
+    def _broke(self, waiting: Sequence[Op], error: BaseException) -> Unavailable:
+        """Redis failed mid-exchange: the breaker opens and the carried writes go back to their stores."""
+        self._carry(waiting, -1)
+        self._fail(error)
+        self._hand_back(waiting)
+        return Unavailable(str(error))
+
+    def _end(self, waiting: Sequence[Op], results: list[Any]) -> list[Any]:
+        """Redis answered: the carried writes get their results; the results of the call's own ops."""
         self._carry(waiting, -1)  # before the callbacks: one of them may read (and flush)
         self._answered(results)
         for op, result in zip(waiting, results, strict=False):
@@ -396,35 +414,19 @@ class RedisLink:
             return await asyncio.to_thread(self.exchange, ops)
         while self._flusher_carrying:  # the flusher is sending writes this call must not overtake
             await asyncio.sleep(0.0002)
-        waiting = self._take()
-        every = [*waiting, *ops]
-        try:
-            self._enter()
-        except Unavailable:
-            self._hand_back(waiting)
-            raise
-        self._carry(waiting, 1)
+        waiting, every = self._begin(ops)
         try:
             results = await self._asend(client, every)
             missing = self._results(every, results)
             if missing:
                 self._loaded.clear()
-                again = await self._asend(client, [every[i] for i in missing])
-                for i, result in zip(missing, again, strict=True):
-                    results[i] = result
+                self._resent(results, missing, await self._asend(client, [every[i] for i in missing]))
         except self._transient as e:
-            self._carry(waiting, -1)
-            self._fail(e)
-            self._hand_back(waiting)
-            raise Unavailable(str(e)) from e
+            raise self._broke(waiting, e) from e
         except BaseException:  # cancelled: the writes may or may not have been applied
             self._carry(waiting, -1)
             raise
-        self._carry(waiting, -1)
-        self._answered(results)
-        for op, result in zip(waiting, results, strict=False):
-            op.finish(result)
-        return results[len(waiting) :]
+        return self._end(waiting, results)
 
     async def _asend(self, client: Any, ops: Sequence[Op]) -> list[Any]:
         self.round_trips += 1
