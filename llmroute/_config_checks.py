@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .errors import ConfigurationError
 from .policy import Chain, Decision, Policy, Requested, Step
@@ -31,10 +31,23 @@ def _members(policy: Policy) -> tuple[Policy, ...]:
     return policy.policies if isinstance(policy, Chain) else (policy,)
 
 
-def check_fallbacks(policy: Policy | None, fallbacks: Sequence[str]) -> tuple[str, ...]:
-    """The fallbacks the router uses to find wildcard targets: `fallbacks`, or the ones of a
-    `Requested` in `policy`. Raises `ConfigurationError` when `fallbacks` would be ignored."""
+def check_fallbacks(policy: Policy | None, fallbacks: Sequence[str] | None) -> tuple[str, ...]:
+    """The fallbacks the router uses to find wildcard targets: `fallbacks` (None: none), or the ones
+    of a `Requested` in `policy`. Raises `ConfigurationError` when `fallbacks` is not a list of
+    names (a lone string would be read letter by letter) or would be ignored."""
+    if fallbacks is None:
+        fallbacks = ()
+    if isinstance(fallbacks, str | bytes) or not isinstance(fallbacks, Iterable):
+        raise ConfigurationError(
+            f"fallbacks must be a list of model or deployment names, got {type(fallbacks).__name__}"
+            + (f": write fallbacks=[{fallbacks!r}]" if isinstance(fallbacks, str) else "")
+        )
     given = tuple(fallbacks)
+    wrong = [f for f in given if not isinstance(f, str)]
+    if wrong:
+        raise ConfigurationError(
+            f"fallbacks must be model or deployment names (str), got {type(wrong[0]).__name__}"
+        )
     if policy is None:
         return given
     inner = [m.fallbacks for m in _members(policy) if isinstance(m, Requested)]

@@ -74,7 +74,7 @@ class _Base:
         models: Iterable[ModelSpec] = (),
         providers: Iterable[ProviderSpec] = (),
         policy: Policy | None = None,
-        fallbacks: Sequence[str] = (),
+        fallbacks: Sequence[str] | None = (),
         ledger: Ledger | None = None,
         retry: RetryPolicy | None = None,
         health: Health | None = None,

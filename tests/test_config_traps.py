@@ -30,6 +30,19 @@ def test_fallbacks_with_a_custom_policy_are_refused(make_router: Any) -> None:
     make_router(policy=Cheapest())  # no fallbacks: fine
 
 
+def test_fallbacks_must_be_a_list_of_names(make_router: Any) -> None:
+    """A lone string would be read letter by letter, and None meant "no fallbacks" but raised an
+    untyped TypeError: a typed error names the argument, and None is no fallbacks."""
+    with pytest.raises(ConfigurationError, match=r"write fallbacks=\['deepseek-v3.2'\]"):
+        make_router(fallbacks="deepseek-v3.2")
+    with pytest.raises(ConfigurationError, match="fallbacks must be model or deployment names"):
+        make_router(fallbacks=["deepseek-v3.2", 3])
+    with pytest.raises(ConfigurationError, match="fallbacks must be a list"):
+        make_router(fallbacks=7)
+    router = make_router(fallbacks=None)
+    assert router.chat.completions.create(model="gpt-5.4", messages=USER).route.deployment == "gpt"
+
+
 def test_config_file_policy_with_fallbacks(tmp_path: Any, emu: Emulator) -> None:
     from llmroute.routing.config import load_config
 

@@ -58,7 +58,7 @@ class RouterCore:
         models: Iterable[ModelSpec] = (),
         providers: Iterable[ProviderSpec] = (),
         policy: Policy | None = None,
-        fallbacks: Sequence[str] = (),
+        fallbacks: Sequence[str] | None = (),
         ledger: Ledger | None = None,
         retry: RetryPolicy | None = None,
         health: Health | None = None,
@@ -84,11 +84,11 @@ class RouterCore:
             self.deployments[deployment.name] = deployment
         if not self.deployments:
             raise ConfigurationError("a router needs at least one deployment")
-        self.policy: Policy = policy if policy is not None else Requested(fallbacks)
+        self.fallbacks = check_fallbacks(policy, fallbacks)
+        self.policy: Policy = policy if policy is not None else Requested(self.fallbacks)
         members = self.policy.policies if isinstance(self.policy, Chain) else (self.policy,)
         self.acceptors: tuple[Any, ...] = tuple(p for p in members if callable(getattr(p, "accept", None)))
         """Policies that judge answers (a `Cascade`): a rejected answer escalates to the next target."""
-        self.fallbacks = check_fallbacks(policy, fallbacks)
         self._model_notes = IgnoredModelNotes()
         self.ledger = ledger if ledger is not None else Ledger()
         self.budgets = budgets
